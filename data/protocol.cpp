@@ -1,0 +1,121 @@
+#include "data/protocol.h"
+
+#include "data/bias_ratio.h"
+#include "data/synthetic_sets.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+
+#include <algorithm>
+#include <iterator>
+
+namespace ffr::data {
+
+namespace {
+
+// One Philox stream per random decision, so changing one never shifts another.
+enum Stream : uint64_t { kTrainSubsample = 101, kValSubsample = 102, kSyntheticChoice = 103 };
+
+IndexList merged(const IndexList& a, const IndexList& b) {
+  IndexList out;
+  std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+std::string describe(const ProtocolConfig& config) {
+  return detail::concat(augmentation_name(config.augmentation), " at bias ratio ", config.bias_ratio);
+}
+
+}  // namespace
+
+const char* augmentation_name(Augmentation a) {
+  switch (a) {
+    case Augmentation::None: return "none";
+    case Augmentation::USB: return "usb";
+    case Augmentation::ASB: return "asb";
+    case Augmentation::FFR: return "ffr";
+  }
+  return "?";
+}
+
+Augmentation parse_augmentation(const std::string& name) {
+  for (Augmentation a : {Augmentation::None, Augmentation::USB, Augmentation::ASB, Augmentation::FFR}) {
+    if (name == augmentation_name(a)) return a;
+  }
+  throw InputError(detail::concat("unknown augmentation '", name, "' (expected none, usb, asb or ffr)"));
+}
+
+ExperimentSplits make_experiment_splits(const Manifest& manifest, const ProtocolConfig& config) {
+  const GroupIndex groups(manifest.info);
+  ExperimentSplits out;
+  out.majority_bias = majority_bias(manifest, groups);
+
+  Rng train_rng(config.seed, kTrainSubsample);
+  const IndexList real_train =
+      subsample_to_bias_ratio(manifest, select_samples(manifest, Split::Train, Source::Real), groups,
+                              out.majority_bias, config.bias_ratio, config.train_min_per_group, train_rng);
+  Rng val_rng(config.seed, kValSubsample);
+  out.val = subsample_to_bias_ratio(manifest, select_samples(manifest, Split::Val, Source::Real), groups,
+                                    out.majority_bias, config.bias_ratio, config.val_min_per_group, val_rng);
+  out.test = select_samples(manifest, Split::Test, Source::Real);
+  out.val_synthetic = select_samples(manifest, Split::Val, Source::Synthetic);
+  out.test_synthetic = select_samples(manifest, Split::Test, Source::Synthetic);
+
+  if (config.augmentation == Augmentation::None) {
+    out.train = real_train;
+    return out;
+  }
+  if (config.synthetic == SyntheticDistribution::Biased && config.augmentation != Augmentation::FFR) {
+    throw InputError("biased synthetic pretraining applies to FFR only");
+  }
+
+  const GroupCounts real_counts = count_groups(manifest, real_train, groups);
+  GroupCounts wanted;
+  switch (config.augmentation) {
+    case Augmentation::USB: wanted = usb_synthetic_counts(real_counts); break;
+    case Augmentation::ASB: wanted = asb_synthetic_counts(real_counts); break;
+    case Augmentation::FFR:
+      wanted = config.synthetic == SyntheticDistribution::Biased ? biased_pretrain_counts(real_counts)
+                                                                 : ffr_pretrain_counts(real_counts);
+      break;
+    case Augmentation::None: break;
+  }
+
+  const IndexList pool = select_samples(manifest, Split::Train, Source::Synthetic);
+  Rng synthetic_rng(config.seed, kSyntheticChoice);
+  const IndexList synthetic =
+      config.synthetic == SyntheticDistribution::BiasAgnostic
+          ? choose_per_class(manifest, pool, groups, count_per_class(wanted, groups), synthetic_rng, describe(config))
+          : choose_per_group(manifest, pool, groups, wanted, synthetic_rng, describe(config));
+
+  if (config.augmentation == Augmentation::FFR) {
+    out.pretrain = synthetic;  // stage 1 never sees a real image, stage 2 never a synthetic one
+    out.train = real_train;
+  } else {
+    out.train = merged(real_train, synthetic);
+  }
+  return out;
+}
+
+std::vector<SplitGroupCounts> protocol_group_counts(const Manifest& manifest, const ExperimentSplits& splits,
+                                                    const GroupIndex& groups) {
+  auto row = [&](const char* name, const IndexList& a, const IndexList& b) {
+    SplitGroupCounts counts{name, GroupCounts(size_t(groups.num_groups()), 0),
+                            GroupCounts(size_t(groups.num_groups()), 0)};
+    for (const IndexList* list : {&a, &b}) {
+      for (int64_t i : *list) {
+        const Sample& s = manifest.samples[size_t(i)];
+        GroupCounts& c = s.source == Source::Real ? counts.real : counts.synthetic;
+        ++c[size_t(groups.group_of(s))];
+      }
+    }
+    return counts;
+  };
+  std::vector<SplitGroupCounts> rows;
+  rows.push_back(row("train", splits.train, {}));
+  if (!splits.pretrain.empty()) rows.push_back(row("pretrain (FFR stage 1)", splits.pretrain, {}));
+  rows.push_back(row("val", splits.val, splits.val_synthetic));
+  rows.push_back(row("test", splits.test, splits.test_synthetic));
+  return rows;
+}
+
+}  // namespace ffr::data

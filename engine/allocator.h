@@ -1,0 +1,51 @@
+// Memory for tensors. Op code never calls malloc/cudaMalloc: storage comes from an Allocator.
+//
+// - cpu_allocator(): 64-byte aligned host memory.
+// - pinned_allocator(): page-locked host memory for async host->device copies (plain host memory
+//   when no GPU). Freed blocks are reused only once the copies that read them have finished.
+// - cuda_allocator(): a caching allocator. Freed blocks go back to a pool and are reused in
+//   stream order, so a training step in steady state asks the OS for nothing (a requirement of
+//   CUDA-graph capture). On failure it releases the cache, retries once, then throws
+//   OutOfMemoryError with the requested and free bytes.
+//
+// Every allocator counts current and peak bytes, and can be given a limit (a constrained
+// deployment, or a test simulating an allocation failure).
+#pragma once
+
+#include "engine/device.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ffr {
+
+struct MemoryStats {
+  size_t allocated_bytes = 0;       // handed out to tensors now
+  size_t peak_allocated_bytes = 0;  // max of the above since the last reset_peak()
+  size_t reserved_bytes = 0;        // held from the OS (allocated + cached)
+  size_t peak_reserved_bytes = 0;
+  uint64_t allocations = 0;         // requests served
+  uint64_t os_allocations = 0;      // requests that went to the OS (cudaMalloc, aligned_alloc)
+};
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) = 0;
+  virtual MemoryStats stats() const = 0;
+  virtual void reset_peak() = 0;
+  // Returns cached, unused blocks to the OS.
+  virtual void release_cached() {}
+  // Refuse (OutOfMemoryError) any allocation that would push allocated bytes past `bytes`;
+  // 0 = no limit.
+  virtual void set_limit(size_t bytes) = 0;
+  virtual Device device() const = 0;
+};
+
+Allocator& cpu_allocator();
+Allocator& pinned_allocator();
+Allocator& cuda_allocator(int device = 0);
+Allocator& allocator_for(Device device);
+
+}  // namespace ffr

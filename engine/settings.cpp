@@ -1,0 +1,10 @@
+#include "engine/settings.h"
+
+namespace ffr {
+
+Settings& settings() {
+  thread_local Settings s;
+  return s;
+}
+
+}  // namespace ffr
