@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ffr-engine builds and runs with (DESIGN.md: no downloads beyond
+# these). The CUDA toolkit + cuDNN are expected under /usr/local/cuda when present; without them
+# the build is CPU-only.
+set -euo pipefail
+packages=(cmake ninja-build g++ pkg-config ccache libgtest-dev libstb-dev libcli11-dev
+          nlohmann-json3-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
