@@ -34,4 +34,16 @@ decltype(auto) dispatch_index(DType dtype, const char* op, F&& f) {
   }
 }
 
+// Data movement (permute, slice, concat, gather) copies elements without looking at them, so it
+// serves every dtype by dispatching on the element's size alone.
+template <typename F>
+decltype(auto) dispatch_element_size(DType dtype, const char* op, F&& f) {
+  switch (dtype_size(dtype)) {
+    case 2: return f(TypeTag<uint16_t>{});
+    case 4: return f(TypeTag<uint32_t>{});
+    case 8: return f(TypeTag<uint64_t>{});
+    default: FFR_FAIL(op, ": no copy for elements of ", dtype_size(dtype), " bytes (", dtype_name(dtype), ")");
+  }
+}
+
 }  // namespace ffr

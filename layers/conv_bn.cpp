@@ -1,0 +1,56 @@
+#include "layers/conv_bn.h"
+
+#include "engine/nvtx.h"
+#include "kernels/batch_norm.h"
+#include "layers/init.h"
+
+namespace ffr {
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
+               bool with_bias, Rng& rng) {
+  params_.stride = {stride, stride};
+  params_.padding = {padding, padding};
+  register_parameter("weight", weight,
+                     init::kaiming_normal_fan_out({out_channels, in_channels, kernel, kernel},
+                                                  out_channels * kernel * kernel, rng));
+  register_parameter("bias", bias, with_bias ? Tensor::zeros({out_channels}) : Tensor());
+}
+
+Tensor Conv2d::forward(const Tensor& x) const {
+  NvtxRange range("Conv2d");
+  return conv2d(x, weight, bias, params_);
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, double momentum, double eps) : momentum_(momentum), eps_(eps) {
+  register_parameter("weight", weight, Tensor::ones({channels}));
+  register_parameter("bias", bias, Tensor::zeros({channels}));
+  register_buffer("running_mean", running_mean, Tensor::zeros({channels}));
+  register_buffer("running_var", running_var, Tensor::ones({channels}));
+  register_buffer("num_batches_tracked", num_batches_tracked, Tensor::zeros({}, DType::Int64));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  NvtxRange range("BatchNorm2d");
+  const bool use_batch_stats = is_training() && !frozen_;
+  if (use_batch_stats) {
+    // torchvision keeps this counter; it does not change the math (momentum is fixed), so it is
+    // written from the host count rather than read back from the device.
+    num_batches_tracked.fill_(double(++batches_tracked_));
+  }
+  return batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_);
+}
+
+void BatchNorm2d::set_frozen(bool frozen, bool freeze_affine) {
+  frozen_ = frozen;
+  weight.set_requires_grad(!(frozen && freeze_affine));
+  bias.set_requires_grad(!(frozen && freeze_affine));
+}
+
+std::vector<BatchNorm2d*> batch_norm_layers(Module& root) {
+  std::vector<BatchNorm2d*> out;
+  for (Module* m : root.modules())
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(m)) out.push_back(bn);
+  return out;
+}
+
+}  // namespace ffr

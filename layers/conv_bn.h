@@ -1,0 +1,44 @@
+// The convolutional building blocks of ResNet: Conv2d and BatchNorm2d modules (PyTorch's
+// parameter and buffer names: weight, bias, running_mean, running_var, num_batches_tracked).
+#pragma once
+
+#include "engine/rng.h"
+#include "kernels/conv2d.h"
+#include "layers/module.h"
+
+namespace ffr {
+
+class Conv2d : public Module {
+ public:
+  // Weight init: torchvision ResNet's kaiming_normal(fan_out, relu); bias (if any) zero.
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
+         bool bias, Rng& rng);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;
+
+ private:
+  Conv2dParams params_;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, double momentum = 0.1, double eps = 1e-5);
+  // Training mode: batch statistics, running stats updated. Eval or frozen: running stats.
+  Tensor forward(const Tensor& x);
+  // FFR stage 2's "freeze BN": statistics stay fixed even in training mode; with
+  // `freeze_affine` the scale and shift stop learning too.
+  void set_frozen(bool frozen, bool freeze_affine);
+  bool frozen() const { return frozen_; }
+
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  double momentum_, eps_;
+  bool frozen_ = false;
+  int64_t batches_tracked_ = 0;
+};
+
+// Every BatchNorm2d inside `root` (for freeze-BN and for tests).
+std::vector<BatchNorm2d*> batch_norm_layers(Module& root);
+
+}  // namespace ffr

@@ -1,0 +1,18 @@
+#include "layers/layer_norm.h"
+
+#include "engine/nvtx.h"
+#include "kernels/layer_norm.h"
+
+namespace ffr {
+
+LayerNorm::LayerNorm(int64_t dim, double eps) : eps_(eps) {
+  register_parameter("weight", weight, Tensor::ones({dim}));
+  register_parameter("bias", bias, Tensor::zeros({dim}));
+}
+
+Tensor LayerNorm::forward(const Tensor& x) const {
+  NvtxRange range("LayerNorm");
+  return layer_norm(x, weight, bias, eps_);
+}
+
+}  // namespace ffr

@@ -1,0 +1,29 @@
+#include "layers/linear.h"
+
+#include "engine/nvtx.h"
+#include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+#include "layers/init.h"
+
+namespace ffr {
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Rng& rng)
+    : in_(in_features), out_(out_features) {
+  register_parameter("weight", weight, init::default_uniform({out_, in_}, in_, rng));
+  register_parameter("bias", bias, with_bias ? init::default_uniform({out_}, in_, rng) : Tensor());
+}
+
+void Linear::reset(int64_t out_features, Rng& rng) {
+  const Device device = weight.device();
+  out_ = out_features;
+  weight = init::default_uniform({out_, in_}, in_, rng).to(device).set_requires_grad(true);
+  if (bias.defined()) bias = init::default_uniform({out_}, in_, rng).to(device).set_requires_grad(true);
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  NvtxRange range("Linear");
+  Tensor y = matmul(x, weight, false, true);
+  return bias.defined() ? add(y, bias) : y;
+}
+
+}  // namespace ffr

@@ -1,0 +1,140 @@
+#include "kernels/attention.h"
+#include "engine/error.h"
+#include "tests/testing.h"
+
+#include <cmath>
+
+namespace ffr {
+namespace {
+
+using testing::expect_cuda_matches_cpu;
+using testing::expect_gradients_match;
+using testing::random_tensor;
+
+Tensor attention(const std::vector<Tensor>& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }
+
+// Runs `op` in bfloat16 on CUDA; on the CPU, in float32 on the same bf16-rounded inputs, with
+// the output rounded to bf16 as well, so both sides also see the same bf16-rounded upstream
+// gradient. What expect_cuda_matches_cpu then measures is the kernel's own error: float32 vs
+// double accumulation, plus one rounding of each output and gradient to bf16 (2^-8 relative at most).
+testing::OpFunction in_bfloat16(testing::OpFunction op) {
+  return [op](const std::vector<Tensor>& in) {
+    std::vector<Tensor> rounded;
+    for (const Tensor& t : in) rounded.push_back(t.to(DType::BFloat16));
+    if (!in[0].is_cuda())
+      for (Tensor& t : rounded) t = t.to(DType::Float32);
+    return op(rounded).to(DType::BFloat16).to(DType::Float32);
+  };
+}
+
+struct Sizes {
+  int64_t batch, heads, queries, keys, head_dim;
+};
+
+std::vector<Tensor> random_qkv(const Sizes& s, Rng& rng, DType dtype) {
+  return {random_tensor({s.batch, s.heads, s.queries, s.head_dim}, rng, dtype),
+          random_tensor({s.batch, s.heads, s.keys, s.head_dim}, rng, dtype),
+          random_tensor({s.batch, s.heads, s.keys, s.head_dim}, rng, dtype)};
+}
+
+TEST(Attention, Gradients) {
+  Rng rng(50);
+  // Self-attention at the brief's small shape, and cross-attention (Tq != Tk).
+  for (const Sizes& s : {Sizes{2, 2, 5, 5, 4}, Sizes{1, 3, 3, 6, 2}}) {
+    SCOPED_TRACE(std::to_string(s.queries) + " queries, " + std::to_string(s.keys) + " keys");
+    expect_gradients_match(attention, random_qkv(s, rng, DType::Float64));
+  }
+  // Larger scores (a peaked softmax) stress the saved logsumexp.
+  std::vector<Tensor> qkv = random_qkv({2, 2, 5, 5, 4}, rng, DType::Float64);
+  qkv[0] = random_tensor(qkv[0].shape(), rng, DType::Float64, -3.0, 3.0);
+  expect_gradients_match(attention, qkv);
+}
+
+TEST(Attention, ValuesMatchHandComputation) {
+  // Dh = 4, so scores are q.k / 2. Query 0 scores (2, 0); query 1 is zero: scores (0, 0).
+  Tensor q = Tensor::from_vector(std::vector<double>{1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 4});
+  Tensor k = Tensor::from_vector(std::vector<double>{1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 4});
+  Tensor v = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}, {1, 1, 2, 4});
+  const double p0 = std::exp(2.0) / (std::exp(2.0) + 1.0), p1 = 1.0 - p0;
+  const std::vector<double> expected = {p0 * 1 + p1 * 5, p0 * 2 + p1 * 6, p0 * 3 + p1 * 7, p0 * 4 + p1 * 8,
+                                        3, 4, 5, 6};
+  testing::expect_close(scaled_dot_product_attention(q, k, v), Tensor::from_vector(expected, {1, 1, 2, 4}), 1e-12,
+                        1e-12, "output");
+}
+
+TEST(Attention, ConstantValuesAndLargeScores) {
+  // Softmax rows sum to 1: constant value rows come out unchanged, even with scores of ~1e4
+  // (the row max is subtracted before exp, so nothing overflows).
+  Rng rng(51);
+  Tensor q = random_tensor({1, 2, 6, 8}, rng, DType::Float32, -100.0, 100.0);
+  Tensor k = random_tensor({1, 2, 7, 8}, rng, DType::Float32, -100.0, 100.0);
+  Tensor v = Tensor::full({1, 2, 7, 8}, 0.75);
+  const std::vector<float> out = scaled_dot_product_attention(q, k, v).to_vector<float>();
+  for (float value : out) EXPECT_NEAR(value, 0.75f, 1e-6);
+}
+
+TEST(Attention, Errors) {
+  Tensor x = Tensor::zeros({1, 2, 3, 4});
+  EXPECT_THROW(scaled_dot_product_attention(Tensor::zeros({2, 3, 4}), x, x), Error);
+  EXPECT_THROW(scaled_dot_product_attention(x, Tensor::zeros({1, 2, 3, 5}), Tensor::zeros({1, 2, 3, 5})), Error);
+  EXPECT_THROW(scaled_dot_product_attention(x, x, Tensor::zeros({1, 2, 4, 4})), Error);
+  EXPECT_THROW(scaled_dot_product_attention(x, Tensor::zeros({1, 3, 3, 4}), Tensor::zeros({1, 3, 3, 4})), Error);
+  EXPECT_THROW(scaled_dot_product_attention(x, Tensor::zeros({1, 2, 0, 4}), Tensor::zeros({1, 2, 0, 4})), Error);
+  EXPECT_THROW(scaled_dot_product_attention(x, x, Tensor::zeros({1, 2, 3, 4}, DType::Float64)), Error);
+}
+
+TEST(AttentionCuda, MatchesCpu) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(52);
+  // ViT-B/32 (T = 50, Dh = 64); partial tiles with Tq != Tk; the largest head; a head that is
+  // not a multiple of 32; a long sequence (many key tiles through the online softmax).
+  for (const Sizes& s : {Sizes{2, 3, 50, 50, 64}, Sizes{1, 2, 37, 70, 16}, Sizes{1, 2, 20, 33, 128},
+                         Sizes{2, 1, 9, 9, 40}, Sizes{1, 1, 300, 300, 64}}) {
+    SCOPED_TRACE(std::to_string(s.queries) + "x" + std::to_string(s.keys) + ", Dh " + std::to_string(s.head_dim));
+    // float32 accumulation over <= 300 keys (GPU) against double (CPU).
+    expect_cuda_matches_cpu(attention, random_qkv(s, rng, DType::Float32), {1e-4, 1e-5, true});
+  }
+}
+
+TEST(AttentionCuda, BFloat16WithinTolerance) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(53);
+  // rtol: 2.5 bf16 ulps. atol: the backward's rowsum(dout * out) uses the bf16 output (as
+  // FlashAttention does) where the CPU has it in float32; at this shape that moves dq by up to
+  // ~1e-4 (a host emulation of the kernels put the worst case at 0.08 of this budget).
+  expect_cuda_matches_cpu(in_bfloat16(attention), random_qkv({2, 3, 50, 50, 64}, rng, DType::Float32),
+                          {1e-2, 1e-3, true});
+}
+
+TEST(AttentionCuda, GradientsBitIdenticalRunToRun) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(54);
+  std::vector<Tensor> qkv = random_qkv({4, 2, 50, 50, 64}, rng, DType::Float32);
+  Tensor gy = random_tensor(qkv[0].shape(), rng, DType::Float32).cuda();
+  std::vector<std::vector<float>> first;
+  for (int run = 0; run < 3; ++run) {
+    std::vector<Tensor> leaves;
+    for (const Tensor& t : qkv) {
+      Tensor leaf = t.cuda();
+      leaf.set_requires_grad(true);
+      leaves.push_back(leaf);
+    }
+    attention(leaves).backward(gy);
+    for (size_t i = 0; i < leaves.size(); ++i) {
+      if (run == 0) {
+        first.push_back(leaves[i].grad().to_vector<float>());
+      } else {
+        EXPECT_EQ(leaves[i].grad().to_vector<float>(), first[i]) << "input " << i;
+      }
+    }
+  }
+}
+
+TEST(AttentionCuda, HeadTooLargeIsAnError) {
+  FFR_REQUIRE_CUDA();
+  Tensor x = Tensor::zeros({1, 1, 4, kAttentionCudaMaxHeadDim + 1}, DType::Float32, Device::cuda());
+  EXPECT_THROW(scaled_dot_product_attention(x, x, x), Error);
+}
+
+}  // namespace
+}  // namespace ffr
