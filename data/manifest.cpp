@@ -1,13 +1,17 @@
 #include "data/manifest.h"
 
-#include "data/atomic_file.h"
 #include "data/csv.h"
+#include "engine/atomic_file.h"
 #include "engine/error.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <map>
 
 namespace fs = std::filesystem;
@@ -46,6 +50,16 @@ fs::path sidecar_path(const fs::path& csv_path) {
 }
 
 namespace {
+
+std::string read_text_file(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw InputError(detail::concat(path.string(), ": is a folder, expected a file"));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(detail::concat(path.string(), ": cannot open: ", std::strerror(errno)));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
 
 int line_of_byte(const std::string& text, size_t byte) {
   byte = std::min(byte, text.size());
@@ -276,8 +290,8 @@ void write_manifest(const Manifest& manifest) {
   if (!info.majority_bias.empty()) doc["majority_bias"] = info.majority_bias;
 
   // Sidecar first: a reader that finds the CSV also finds a sidecar that matches it.
-  write_file_atomically(sidecar_path(manifest.csv_path), doc.dump(2) + "\n");
-  write_file_atomically(manifest.csv_path, csv);
+  write_text_atomically(sidecar_path(manifest.csv_path).string(), doc.dump(2) + "\n");
+  write_text_atomically(manifest.csv_path.string(), csv);
 }
 
 }  // namespace ffr::data

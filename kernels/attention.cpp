@@ -1,5 +1,7 @@
 #include "kernels/attention.h"
 
+#include "engine/flop_counter.h"
+
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
@@ -113,6 +115,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   FFR_CHECK(q.device() == k.device() && q.device() == v.device(), "attention: inputs differ in device");
   const AttentionShape shape{q.size(0) * q.size(1), q.size(2), k.size(2), q.size(3)};
   const double scale = 1.0 / std::sqrt(double(shape.head_dim));
+  // q k^T and (softmax) v: two products of [Tq, Dh] x [Dh, Tk] per batch-head.
+  FlopCounter::record(2 * shape.batch_heads * shape.query_len * shape.key_len * shape.head_dim);
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
   Tensor logsumexp = Tensor::empty({shape.batch_heads, shape.query_len}, q.is_cuda() ? DType::Float32 : q.dtype(),
                                    q.device());

@@ -1,5 +1,7 @@
 #include "kernels/conv2d.h"
 
+#include "engine/flop_counter.h"
+
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
@@ -270,6 +272,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dP
               "]");
   }
   Tensor y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
+  FlopCounter::record(y.numel() * g.in_channels_per_group() * g.kernel_height * g.kernel_width);
   if (y.numel() > 0) {
 #ifdef FFR_WITH_CUDA
     if (x.is_cuda()) {

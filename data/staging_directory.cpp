@@ -1,4 +1,4 @@
-#include "data/atomic_file.h"
+#include "data/staging_directory.h"
 
 #include "engine/error.h"
 
@@ -8,25 +8,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace fs = std::filesystem;
 
 namespace ffr::data {
-
-std::string read_text_file(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw InputError(detail::concat(path.string(), ": file not found"));
-  if (fs::is_directory(path, ec)) {
-    throw InputError(detail::concat(path.string(), ": is a folder, expected a file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(detail::concat(path.string(), ": cannot open: ", std::strerror(errno)));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 namespace {
 
@@ -45,43 +30,6 @@ void fsync_path(const fs::path& path, int flags) {
 }
 
 }  // namespace
-
-void write_file_atomically(const fs::path& path, const std::string& contents) {
-  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec)) {
-    throw InputError(detail::concat(path.string(), ": cannot write: folder ", folder.string(),
-                                    " does not exist"));
-  }
-  const fs::path temp = temp_sibling(path, "tmp");
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw InputError(detail::concat(path.string(), ": cannot write: ", std::strerror(errno)));
-  }
-  size_t written = 0;
-  while (written < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      fs::remove(temp, ec);
-      throw InputError(detail::concat(path.string(), ": write failed: ", std::strerror(err)));
-    }
-    written += size_t(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    fs::remove(temp, ec);
-    throw InputError(detail::concat(path.string(), ": write failed: ", std::strerror(err)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    fs::remove(temp, ec);
-    throw InputError(detail::concat(path.string(), ": rename failed: ", std::strerror(err)));
-  }
-  fsync_path(folder, O_RDONLY | O_DIRECTORY);  // make the rename itself durable
-}
 
 StagingDirectory::StagingDirectory(fs::path final_path, bool replace_existing)
     : final_path_(std::move(final_path)), replace_existing_(replace_existing) {
