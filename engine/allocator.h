@@ -26,6 +26,23 @@ struct MemoryStats {
   size_t peak_reserved_bytes = 0;
   uint64_t allocations = 0;         // requests served
   uint64_t os_allocations = 0;      // requests that went to the OS (cudaMalloc, aligned_alloc)
+
+  // Book-keeping shared by the allocators: a block of `bytes` handed out, `new_reserve` of it
+  // newly taken from the OS (0 when it came from a cache).
+  void record_allocation(size_t bytes, size_t new_reserve) {
+    allocated_bytes += bytes;
+    allocations += 1;
+    if (new_reserve > 0) {
+      reserved_bytes += new_reserve;
+      os_allocations += 1;
+    }
+    if (allocated_bytes > peak_allocated_bytes) peak_allocated_bytes = allocated_bytes;
+    if (reserved_bytes > peak_reserved_bytes) peak_reserved_bytes = reserved_bytes;
+  }
+  void reset_peak() {
+    peak_allocated_bytes = allocated_bytes;
+    peak_reserved_bytes = reserved_bytes;
+  }
 };
 
 class Allocator {

@@ -23,12 +23,7 @@ void* CpuAllocator::allocate(size_t bytes) {
     throw OutOfMemoryError(detail::concat("host out of memory: requested ", bytes,
                                           " bytes; try a smaller batch"), bytes, 0);
   }
-  stats_.allocated_bytes += bytes;
-  stats_.reserved_bytes += bytes;
-  stats_.allocations += 1;
-  stats_.os_allocations += 1;
-  if (stats_.allocated_bytes > stats_.peak_allocated_bytes) stats_.peak_allocated_bytes = stats_.allocated_bytes;
-  if (stats_.reserved_bytes > stats_.peak_reserved_bytes) stats_.peak_reserved_bytes = stats_.reserved_bytes;
+  stats_.record_allocation(bytes, bytes);
   return ptr;
 }
 
@@ -46,8 +41,7 @@ MemoryStats CpuAllocator::stats() const {
 
 void CpuAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
-  stats_.peak_allocated_bytes = stats_.allocated_bytes;
-  stats_.peak_reserved_bytes = stats_.reserved_bytes;
+  stats_.reset_peak();
 }
 
 void CpuAllocator::set_limit(size_t bytes) {

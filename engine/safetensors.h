@@ -23,7 +23,6 @@
 
 namespace ffr {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct SafetensorsFile {
   std::map<std::string, std::string> metadata;  // "__metadata__"

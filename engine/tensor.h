@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ffr {
@@ -141,6 +142,9 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// Tensors with names, in order: a state dict, a safetensors file's contents, optimizer state.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // Async copy on the current stream (host<->device, device<->device). Same shape and dtype.
 void copy_async(Tensor& dst, const Tensor& src);

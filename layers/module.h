@@ -17,7 +17,6 @@
 
 namespace ffr {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Module {
  public:

@@ -14,7 +14,6 @@
 
 namespace ffr {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Optimizer {
  public:

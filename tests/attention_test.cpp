@@ -13,19 +13,6 @@ using testing::random_tensor;
 
 Tensor attention(const std::vector<Tensor>& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }
 
-// Runs `op` in bfloat16 on CUDA; on the CPU, in float32 on the same bf16-rounded inputs, with
-// the output rounded to bf16 as well, so both sides also see the same bf16-rounded upstream
-// gradient. What expect_cuda_matches_cpu then measures is the kernel's own error: float32 vs
-// double accumulation, plus one rounding of each output and gradient to bf16 (2^-8 relative at most).
-testing::OpFunction in_bfloat16(testing::OpFunction op) {
-  return [op](const std::vector<Tensor>& in) {
-    std::vector<Tensor> rounded;
-    for (const Tensor& t : in) rounded.push_back(t.to(DType::BFloat16));
-    if (!in[0].is_cuda())
-      for (Tensor& t : rounded) t = t.to(DType::Float32);
-    return op(rounded).to(DType::BFloat16).to(DType::Float32);
-  };
-}
 
 struct Sizes {
   int64_t batch, heads, queries, keys, head_dim;
@@ -102,7 +89,7 @@ TEST(AttentionCuda, BFloat16WithinTolerance) {
   // rtol: 2.5 bf16 ulps. atol: the backward's rowsum(dout * out) uses the bf16 output (as
   // FlashAttention does) where the CPU has it in float32; at this shape that moves dq by up to
   // ~1e-4 (a host emulation of the kernels put the worst case at 0.08 of this budget).
-  expect_cuda_matches_cpu(in_bfloat16(attention), random_qkv({2, 3, 50, 50, 64}, rng, DType::Float32),
+  expect_cuda_matches_cpu(testing::in_bfloat16(attention), random_qkv({2, 3, 50, 50, 64}, rng, DType::Float32),
                           {1e-2, 1e-3, true});
 }
 

@@ -11,19 +11,6 @@ using testing::expect_cuda_matches_cpu;
 using testing::expect_gradients_match;
 using testing::random_tensor;
 
-// Runs `op` in bfloat16 on CUDA; on the CPU, in float32 on the same bf16-rounded inputs, with
-// the output rounded to bf16 as well, so both sides also see the same bf16-rounded upstream
-// gradient. What expect_cuda_matches_cpu then measures is the kernel's own error: float32 vs
-// double accumulation, plus one rounding of each output and gradient to bf16 (2^-8 relative at most).
-testing::OpFunction in_bfloat16(testing::OpFunction op) {
-  return [op](const std::vector<Tensor>& in) {
-    std::vector<Tensor> rounded;
-    for (const Tensor& t : in) rounded.push_back(t.to(DType::BFloat16));
-    if (!in[0].is_cuda())
-      for (Tensor& t : rounded) t = t.to(DType::Float32);
-    return op(rounded).to(DType::BFloat16).to(DType::Float32);
-  };
-}
 
 Tensor affine(const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2]); }
 
@@ -107,7 +94,7 @@ TEST(LayerNormCuda, BFloat16WithinTolerance) {
   Tensor x = random_tensor({2, 50, 768}, rng, DType::Float32, -2.0, 3.0);
   Tensor w = random_tensor({768}, rng, DType::Float32, 0.5, 1.5), b = random_tensor({768}, rng, DType::Float32);
   // bf16 rounding: rtol of 2.5 bf16 ulps; atol for values near zero (float32 accumulation).
-  expect_cuda_matches_cpu(in_bfloat16(affine), {x, w, b}, {1e-2, 1e-4, true});
+  expect_cuda_matches_cpu(testing::in_bfloat16(affine), {x, w, b}, {1e-2, 1e-4, true});
 }
 
 TEST(LayerNormCuda, ParameterGradientsBitIdenticalRunToRun) {

@@ -117,4 +117,14 @@ void expect_cuda_matches_cpu(const OpFunction& f, const std::vector<Tensor>& inp
   }
 }
 
+OpFunction in_bfloat16(OpFunction op) {
+  return [op](const std::vector<Tensor>& in) {
+    std::vector<Tensor> rounded;
+    for (const Tensor& t : in) rounded.push_back(t.to(DType::BFloat16));
+    if (!in[0].is_cuda())
+      for (Tensor& t : rounded) t = t.to(DType::Float32);
+    return op(rounded).to(DType::BFloat16).to(DType::Float32);
+  };
+}
+
 }  // namespace ffr::testing

@@ -49,6 +49,12 @@ struct CompareOptions {
 void expect_cuda_matches_cpu(const OpFunction& f, const std::vector<Tensor>& inputs,
                              const CompareOptions& options = {});
 
+// Runs `op` in bfloat16 on CUDA; on the CPU, in float32 on the same bf16-rounded inputs, with
+// the output rounded to bf16 as well, so both sides also see the same bf16-rounded upstream
+// gradient. What expect_cuda_matches_cpu then measures is the kernel's own error: float32 vs
+// double accumulation, plus one rounding of each output and gradient to bf16 (2^-8 relative at most).
+OpFunction in_bfloat16(OpFunction op);
+
 // max |a - b| / (atol + rtol |b|) <= 1, with the worst position reported on failure.
 void expect_close(const Tensor& actual, const Tensor& expected, double rtol, double atol,
                   const std::string& what = "");

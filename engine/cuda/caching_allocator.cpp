@@ -38,19 +38,13 @@ class CudaCachingAllocator : public Allocator {
       throw_oom(bytes, limit_ - stats_.allocated_bytes, "the allocator's limit");
     }
     void* ptr = take_cached(size);
-    size_t block = size;
     if (ptr != nullptr) {
-      block = in_use_.at(ptr);
+      stats_.record_allocation(in_use_.at(ptr), 0);
     } else {
       ptr = os_allocate(size, bytes);
       in_use_[ptr] = size;
-      stats_.reserved_bytes += size;
-      stats_.os_allocations += 1;
+      stats_.record_allocation(size, size);
     }
-    stats_.allocated_bytes += block;
-    stats_.allocations += 1;
-    if (stats_.allocated_bytes > stats_.peak_allocated_bytes) stats_.peak_allocated_bytes = stats_.allocated_bytes;
-    if (stats_.reserved_bytes > stats_.peak_reserved_bytes) stats_.peak_reserved_bytes = stats_.reserved_bytes;
     return ptr;
   }
 
@@ -72,8 +66,7 @@ class CudaCachingAllocator : public Allocator {
 
   void reset_peak() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.peak_allocated_bytes = stats_.allocated_bytes;
-    stats_.peak_reserved_bytes = stats_.reserved_bytes;
+    stats_.reset_peak();
   }
 
   void release_cached() override {

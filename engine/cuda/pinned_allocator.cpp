@@ -32,19 +32,15 @@ class PinnedAllocator : public Allocator {
       FFR_CUDA_CHECK(cudaEventDestroy(it->event));
       ptr = it->ptr;
       sizes_[ptr] = it->bytes;
+      stats_.record_allocation(it->bytes, 0);
       free_.erase(it);
       break;
     }
     if (ptr == nullptr) {
       FFR_CUDA_CHECK(cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault));
       sizes_[ptr] = bytes;
-      stats_.reserved_bytes += bytes;
-      stats_.os_allocations += 1;
+      stats_.record_allocation(bytes, bytes);
     }
-    stats_.allocated_bytes += sizes_[ptr];
-    stats_.allocations += 1;
-    if (stats_.allocated_bytes > stats_.peak_allocated_bytes) stats_.peak_allocated_bytes = stats_.allocated_bytes;
-    if (stats_.reserved_bytes > stats_.peak_reserved_bytes) stats_.peak_reserved_bytes = stats_.reserved_bytes;
     return ptr;
   }
 
@@ -68,8 +64,7 @@ class PinnedAllocator : public Allocator {
   }
   void reset_peak() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.peak_allocated_bytes = stats_.allocated_bytes;
-    stats_.peak_reserved_bytes = stats_.reserved_bytes;
+    stats_.reset_peak();
   }
   void set_limit(size_t bytes) override {
     std::lock_guard<std::mutex> lock(mutex_);
