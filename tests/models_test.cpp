@@ -1,6 +1,7 @@
 // Models against PyTorch: torchvision/timm names and parameter counts, and small configs'
 // logits, loss, gradients and BatchNorm running statistics against fixtures that PyTorch made
 // (tests/fixtures/make_fixtures.py), plus an end-to-end finite-difference gradient check.
+#include "engine/allocator.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "kernels/cross_entropy.h"
@@ -195,6 +196,32 @@ TEST(Models, FrozenBatchNormKeepsStatisticsAndAffine) {
     EXPECT_FALSE(bn->weight.grad().defined());
     EXPECT_FALSE(bn->weight.requires_grad());
   }
+}
+
+}  // namespace
+}  // namespace ffr
+
+namespace ffr {
+namespace {
+
+// The precondition for capturing a training step in a CUDA graph: once warm, a whole step
+// (forward, backward, optimizer-free gradient accumulation) takes every block from the cache.
+TEST(ModelsCuda, SteadyStateStepAsksTheDriverForNoMemory) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(1);
+  auto model = make_model("resnet_tiny", 3, rng);
+  model->to(Device::cuda(0));
+  model->train(true);
+  Tensor images = Tensor::uniform({8, 3, 16, 16}, -1, 1, rng, DType::Float32, Device::cuda(0));
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0, 1}, {8}, DType::Int64, Device::cuda(0));
+  auto step = [&] {
+    model->zero_grad();
+    cross_entropy(model->forward(images), labels).backward();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  const uint64_t before = cuda_allocator(0).stats().os_allocations;
+  for (int i = 0; i < 5; ++i) step();
+  EXPECT_EQ(cuda_allocator(0).stats().os_allocations, before);
 }
 
 }  // namespace

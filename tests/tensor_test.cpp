@@ -30,6 +30,19 @@ TEST(Tensor, ReshapeIsAViewAndInfersOneDim) {
   EXPECT_THROW(t.reshape({-1, -1}), Error);
 }
 
+TEST(Tensor, ReshapeGradient) {
+  Rng rng(4);
+  Tensor x = testing::random_tensor({2, 3, 4}, rng);
+  testing::expect_gradients_match([](const auto& in) { return in[0].reshape({4, -1}); }, {x});
+}
+
+TEST(TensorCuda, ReshapeMatchesCpu) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(4);
+  Tensor x = testing::random_tensor({2, 3, 4}, rng, DType::Float32);
+  testing::expect_cuda_matches_cpu([](const auto& in) { return in[0].reshape({6, 4}); }, {x}, {0.0, 0.0, true});
+}
+
 TEST(Tensor, DtypeConversionRoundsToNearestEven) {
   // 1 + 2^-8 lies exactly between two bfloat16 values: ties go to the even mantissa (1.0).
   EXPECT_EQ(bfloat16_to_float(float_to_bfloat16(1.0f + 1.0f / 256)), 1.0f);

@@ -20,7 +20,8 @@ void expect_close(const Tensor& actual, const Tensor& expected, double rtol, dou
   double worst = 0.0;
   size_t worst_at = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    const double err = std::abs(a[i] - e[i]) / (atol + rtol * std::abs(e[i]));
+    const double diff = std::abs(a[i] - e[i]);
+    const double err = diff == 0.0 ? 0.0 : diff / (atol + rtol * std::abs(e[i]));  // exact match passes at zero tolerance
     if (!(err <= worst) || std::isnan(a[i]) != std::isnan(e[i])) {
       worst = std::isnan(err) ? INFINITY : err;
       worst_at = i;
