@@ -1,6 +1,7 @@
 // ffr-bench: a thin CLI over the engine library. Flags are parsed into config structs here; the
 // library does the work and reports through callbacks.
 #include "bench/command.h"
+#include "bench/demo.h"
 #include "engine/device.h"
 #include "engine/error.h"
 
@@ -37,9 +38,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (app.get_subcommands().empty()) {
-    // The default demo (None/USB/ASB/FFR) lands with the FFR pipeline; until then the main job
-    // reports what the engine sees.
-    std::printf("%s\n%s", ffr::device_report().c_str(), app.help().c_str());
+    // No subcommand: the default demo (DESIGN.md).
+    try {
+      return ffr::bench::run_demo();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ffr-bench: error: %s\n", e.what());
+      return 1;
+    }
   }
   return 0;
 }

@@ -34,6 +34,8 @@ const std::vector<Entry>& entries() {
        [](int64_t c, int64_t, Rng& r) { return resnet("resnet50", {{3, 4, 6, 3}, 64, false, 0}, c, r); }},
       {{"resnet26_small", "bottleneck ResNet [2,2,2,2], width 16, 3x3 stem: for 32 px images on CPU", 32},
        [](int64_t c, int64_t, Rng& r) { return resnet("resnet26_small", {{2, 2, 2, 2}, 16, true, 0}, c, r); }},
+      {{"resnet_demo", "bottleneck ResNet [1,1,1,1], width 16, torchvision stem: the CPU demo's model (32 px)", 32},
+       [](int64_t c, int64_t, Rng& r) { return resnet("resnet_demo", {{1, 1, 1, 1}, 16, false, 0}, c, r); }},
       {{"resnet_tiny", "bottleneck ResNet [1,1], width 4, 3x3 stem: for tests", 16},
        [](int64_t c, int64_t, Rng& r) { return resnet("resnet_tiny", {{1, 1}, 4, true, 0}, c, r); }},
       {{"vit_b32", "timm vit_base_patch32_224: patch 32, dim 768, depth 12, 12 heads, MLP 3072", 224},

@@ -1,0 +1,255 @@
+// `ffr-bench grid`: the paper's experiments (presets) over data sets, bias ratios, seeds and a
+// learning-rate grid. Flags (over an optional grid file) become ffr::GridOptions here; ffr/grid
+// runs the runs (resumable, shardable) and ffr/report writes report.md, results.csv and plots.
+#include "bench/command.h"
+#include "bench/progress.h"
+#include "engine/error.h"
+#include "ffr/experiment.h"
+#include "ffr/grid.h"
+#include "ffr/report.h"
+#include "layers/model_zoo.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+namespace ffr::bench {
+namespace {
+
+struct GridCommandOptions {
+  std::string config;  // grid file
+  std::vector<std::string> presets, manifests;
+  std::vector<double> ratios, lrs;
+  std::vector<int> severities;
+  std::vector<uint64_t> seeds;
+  std::vector<std::string> freeze_bn;
+  std::string vit_model;
+  ExperimentConfig base;  // only the fields whose flags were given are copied over
+  std::string out;
+  std::string shard = "0/1";
+  bool dry_run = false;
+};
+
+// CLI11's PositiveNumber prints its range as 300 digits; this one says what it wants.
+CLI::Validator number_above_zero(bool zero_allowed = false) {
+  return CLI::Validator(
+      [zero_allowed](std::string& value) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(value, &used);
+          if (used == value.size() && (v > 0.0 || (zero_allowed && v == 0.0))) return "";
+        } catch (const std::exception&) {
+        }
+        return (zero_allowed ? "expected a number >= 0, got " : "expected a number > 0, got ") + value;
+      },
+      zero_allowed ? ">= 0" : "> 0");
+}
+
+// An option given on the command line (CLI11 counts them).
+bool given(const CLI::App& sub, const char* name) { return sub.count(name) > 0; }
+
+template <typename T>
+void require_unique(const char* flag, std::vector<T> values) {
+  std::sort(values.begin(), values.end());
+  const auto at = std::adjacent_find(values.begin(), values.end());
+  if (at != values.end()) throw InputError(detail::concat(flag, ": ", *at, " is listed twice"));
+}
+
+std::vector<bool> parse_freeze_choices(const std::vector<std::string>& texts) {
+  std::vector<bool> out;
+  for (const std::string& t : texts) {
+    if (t == "false" || t == "no" || t == "0") out.push_back(false);
+    else if (t == "true" || t == "yes" || t == "1") out.push_back(true);
+    else throw InputError("--freeze-bn: expected false and/or true (e.g. false,true), got '" + t + "'");
+  }
+  require_unique("--freeze-bn", std::vector<int>(out.begin(), out.end()));
+  return out;
+}
+
+GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
+  GridOptions g = o.config.empty() ? GridOptions{} : read_grid_options(o.config);
+  if (given(sub, "--preset")) g.presets = o.presets;
+  if (given(sub, "--manifest")) g.manifests = o.manifests;
+  if (given(sub, "--ratios")) g.bias_ratios = o.ratios;
+  if (given(sub, "--severities")) g.severities = o.severities;
+  if (given(sub, "--seeds")) g.seeds = o.seeds;
+  if (given(sub, "--lrs")) g.learning_rates = o.lrs;
+  if (given(sub, "--freeze-bn")) g.freeze_batch_norm = parse_freeze_choices(o.freeze_bn);
+  if (given(sub, "--vit-model")) g.vit_model = o.vit_model;
+
+  ExperimentConfig& b = g.base;
+  if (given(sub, "--model")) b.model = o.base.model;
+  if (given(sub, "--epochs")) {
+    b.epochs = o.base.epochs;
+    if (!given(sub, "--stage1-epochs")) b.stage1_epochs = o.base.epochs;
+  }
+  if (given(sub, "--stage1-epochs")) b.stage1_epochs = o.base.stage1_epochs;
+  if (given(sub, "--stage1-lr")) b.stage1_learning_rate = o.base.stage1_learning_rate;
+  if (given(sub, "--image-size")) b.image_size = o.base.image_size;
+  if (given(sub, "--batch-size")) b.batch_size = o.base.batch_size;
+  if (given(sub, "--weight-decay")) b.weight_decay = o.base.weight_decay;
+  if (given(sub, "--max-train-samples")) b.max_train_samples = o.base.max_train_samples;
+  if (given(sub, "--device")) b.device = o.base.device;
+  if (given(sub, "--workers")) b.loader_workers = o.base.loader_workers;
+  if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
+
+  if (g.manifests.empty()) throw InputError("--manifest: required (or \"manifests\" in --config)");
+  bool pattern = false, plain = false;
+  for (const std::string& m : g.manifests) {
+    const bool is_pattern = m.find("{severity}") != std::string::npos;
+    if (!is_pattern && !std::filesystem::is_regular_file(m)) throw InputError("--manifest: no such file: " + m);
+    (is_pattern ? pattern : plain) = true;
+  }
+  // make_grid says the same in the grid file's words; here the flag is named.
+  const bool table4 = std::count(g.presets.begin(), g.presets.end(), "table4") > 0;
+  if (table4 && !pattern) {
+    throw InputError("--manifest: table4 needs a pattern with {severity}, one manifest per severity "
+                     "(e.g. --manifest 'data/sev{severity}/manifest.csv')");
+  }
+  if (!plain && g.presets.size() > size_t(table4)) {
+    throw InputError("--manifest: presets other than table4 need a manifest without {severity}");
+  }
+  return g;
+}
+
+// Progress on the terminal: a line per run, the trainer's own line inside it; runs found complete
+// are counted and reported once, not one line each.
+GridProgressCallback grid_printer() {
+  auto resumed = std::make_shared<int64_t>(0);
+  auto inner = std::make_shared<ProgressCallback>();
+  return [=](const GridProgress& p) {
+    auto flush_resumed = [&] {
+      if (*resumed == 0) return;
+      std::printf("(%lld runs already complete, read back)\n", static_cast<long long>(*resumed));
+      *resumed = 0;
+    };
+    switch (p.event) {
+      case GridProgress::Event::Resumed:
+        ++*resumed;
+        if (p.index == p.total) flush_resumed();
+        break;
+      case GridProgress::Event::Starting:
+        flush_resumed();
+        std::printf("[%lld/%lld] %s\n", static_cast<long long>(p.index), static_cast<long long>(p.total),
+                    p.run->name.c_str());
+        std::fflush(stdout);
+        *inner = progress_printer(detail::concat("  ", p.index, "/", p.total));
+        break;
+      case GridProgress::Event::Running:
+        (*inner)(*p.experiment);
+        break;
+      case GridProgress::Event::Finished:
+        end_progress_line();
+        std::printf("[%lld/%lld] done in %s: test WA %.1f%%, BA %.1f%% (val WA %.1f%%)\n",
+                    static_cast<long long>(p.index), static_cast<long long>(p.total),
+                    format_duration(p.result->seconds).c_str(), 100 * p.result->test.worst_group_accuracy,
+                    100 * p.result->test.balanced_accuracy, 100 * p.result->val.worst_group_accuracy);
+        std::fflush(stdout);
+        break;
+    }
+  };
+}
+
+void run(const CLI::App& sub, const GridCommandOptions& o) {
+  const Shard shard = [&] {
+    try {
+      return parse_shard(o.shard);
+    } catch (const InputError& e) {
+      throw InputError(std::string("--shard: ") + e.what());
+    }
+  }();
+  const Grid grid = make_grid(grid_options(sub, o));
+  for (const GridCell& cell : grid.cells) {  // table4's patterns, expanded
+    if (!std::filesystem::is_regular_file(cell.config.manifest)) {
+      throw InputError("--manifest: no such file: " + cell.config.manifest);
+    }
+  }
+  const std::vector<GridRun> mine = shard_runs(plan_runs(grid), shard);
+  std::printf("grid: %zu cells, %zu seeds, %zu learning rates: %zu runs in all", grid.cells.size(), grid.seeds.size(),
+              grid.learning_rates.size(), plan_runs(grid).size());
+  if (shard.count > 1) std::printf(", %zu in shard %d/%d", mine.size(), shard.index, shard.count);
+  std::printf("; output %s\n", o.out.c_str());
+  if (o.dry_run) {
+    for (const GridRun& r : mine) std::printf("  %s\n", run_dir(o.out, r).c_str());
+    return;
+  }
+  std::fflush(stdout);
+
+  const GridRunSummary ran = run_grid(grid, {o.out, shard}, run_experiment, grid_printer());
+  ReportOptions report;
+  report.wall_seconds = ran.seconds;
+  if (shard.count > 1) {
+    report.notes.push_back(detail::concat("Shard ", shard.index, "/", shard.count,
+                                          ": this report holds the runs found in this folder; `ffr-bench merge` "
+                                          "joins the shards' folders."));
+  }
+  const GridReport result = report_grid(grid, {o.out}, o.out, report);
+  std::printf("\n%lld runs done now, %lld already complete, in %s\n\n%s\nreport: %s\n",
+              static_cast<long long>(ran.ran), static_cast<long long>(ran.resumed), format_duration(ran.seconds).c_str(),
+              format_summary_table(result.summary).c_str(), result.files.report_md.c_str());
+}
+
+void setup(CLI::App& sub) {
+  auto o = std::make_shared<GridCommandOptions>();
+  std::string presets_help = "experiments, comma-separated:";
+  for (const std::string& p : preset_names()) presets_help += "\n  " + p + ": " + preset_description(p);
+  std::vector<std::string> models;
+  for (const ModelInfo& m : available_models()) models.push_back(m.name);
+
+  sub.add_option("--preset", o->presets, presets_help)->delimiter(',')->check(CLI::IsMember(preset_names()));
+  sub.add_option("--manifest", o->manifests,
+                 "data set manifest(s), one per data set (repeat the flag); table4 takes a pattern with {severity}, "
+                 "e.g. data/sev{severity}/manifest.csv");
+  sub.add_option("--out", o->out, "grid folder: grid.json, runs/<run>/, report.md, results.csv, *.svg")->required();
+  sub.add_option("--config", o->config, "grid file (JSON, see docs/grid.md); flags override it")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--seeds", o->seeds, "seeds, comma-separated [0,1,2]")->delimiter(',');
+  sub.add_option("--lrs", o->lrs, "learning-rate grid, comma-separated [1e-4,1e-5,1e-6,1e-7]")
+      ->delimiter(',')->check(number_above_zero());
+  sub.add_option("--ratios", o->ratios, "bias ratios, comma-separated [0.9,0.95,0.97,0.99,0.999]")
+      ->delimiter(',');
+  sub.add_option("--severities", o->severities, "table4: corruption severities [0..5]")
+      ->delimiter(',')->check(CLI::Range(0, 5));
+  sub.add_option("--freeze-bn", o->freeze_bn,
+                 "FFR stage 2 batch-norm choices to select from: false, true or false,true (the paper) [false]")
+      ->delimiter(',');
+  sub.add_option("--model", o->base.model, "backbone (ffr-bench models) [resnet26_small]")->check(CLI::IsMember(models));
+  sub.add_option("--vit-model", o->vit_model, "table8's ViT [vit_b32; vit_small_p4 suits CPUs and 32 px images]")
+      ->check(CLI::IsMember(models));
+  sub.add_option("--epochs", o->base.epochs, "epochs (stage 2 for FFR; also stage 1 unless --stage1-epochs) [20]")
+      ->check(number_above_zero());
+  sub.add_option("--stage1-epochs", o->base.stage1_epochs, "FFR stage 1 epochs [20]")->check(number_above_zero());
+  sub.add_option("--stage1-lr", o->base.stage1_learning_rate, "FFR stage 1 learning rate [1e-4]")
+      ->check(number_above_zero());
+  sub.add_option("--image-size", o->base.image_size, "input side in pixels (0: the manifest's) [0]")
+      ->check(number_above_zero(true));
+  sub.add_option("--batch-size", o->base.batch_size, "batch size [128]")->check(number_above_zero());
+  sub.add_option("--weight-decay", o->base.weight_decay, "Adam's coupled L2 [1e-5]")->check(number_above_zero(true));
+  sub.add_option("--max-train-samples", o->base.max_train_samples, "cap on each training list (0: none) [0]")
+      ->check(number_above_zero(true));
+  sub.add_option("--device", o->base.device, "auto, cpu or cuda [auto]")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub.add_option("--workers", o->base.loader_workers, "image decoding threads per run [2]")->check(number_above_zero());
+  sub.add_flag("--deterministic", o->base.deterministic, "bit-identical results run to run");
+  sub.add_option("--shard", o->shard, "run share i of N (0-based, e.g. 2/8): run k goes to shard k mod N [0/1]");
+  sub.add_flag("--dry-run", o->dry_run, "list this shard's run folders and stop");
+  sub.callback([&sub, o] {
+    require_unique("--seeds", o->seeds);
+    require_unique("--lrs", o->lrs);
+    require_unique("--ratios", o->ratios);
+    require_unique("--severities", o->severities);
+    for (double r : o->ratios) {
+      if (r <= 0.0 || r >= 1.0) throw InputError(detail::concat("--ratios: ", r, " is not in (0, 1)"));
+    }
+    if (o->presets.empty() && o->config.empty()) throw InputError("--preset: required (or --config with presets or cells)");
+    run(sub, *o);
+  });
+}
+
+const bool registered = register_command(
+    {"grid", "the paper's experiments: presets x data sets x ratios x seeds x learning rates (resumable, shardable)",
+     setup});
+
+}  // namespace
+}  // namespace ffr::bench

@@ -1,0 +1,239 @@
+// run_experiment: manifest -> protocol splits -> stages (ffr/stages.h) -> trainer -> DFR head
+// (if asked) -> evaluation of the selected weights -> run folder.
+#include "ffr/experiment.h"
+
+#include "data/manifest.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "engine/settings.h"
+#include "ffr/checkpoint.h"
+#include "ffr/dfr.h"
+#include "ffr/evaluation.h"
+#include "ffr/experiment_json.h"
+#include "ffr/run_folder.h"
+#include "ffr/stages.h"
+#include "layers/model_zoo.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace ffr {
+
+namespace {
+
+constexpr uint64_t kModelInitStream = 200;  // the trainer's other streams are in ffr/stages.cpp
+
+// "cpu (2 threads)" or "cuda:0 NVIDIA H100 ...": the GPU's line of the device report.
+std::string describe_device(Device device) {
+  if (device.is_cpu()) return detail::concat("cpu (", std::thread::hardware_concurrency(), " threads)");
+  std::istringstream report(device_report());
+  const std::string prefix = detail::concat("  GPU ", device.index, ": ");
+  for (std::string line; std::getline(report, line);) {
+    if (line.compare(0, prefix.size(), prefix) == 0) return device.str() + " " + line.substr(prefix.size());
+  }
+  return device.str();
+}
+
+// DFR: the backbone stays, the head is refitted on the penultimate features of the real
+// validation split (ffr/dfr.h) and written into the model.
+void refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
+                         const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed) {
+  const FeatureSet f = extract_features(model, manifest, val, groups, eval);
+  const DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
+  model.head().weight.copy_(dfr.weight);
+  model.head().bias.copy_(dfr.bias);
+}
+
+// Model selection needs real validation images, and DFR needs every group in both of its halves:
+// said now rather than after training.
+void check_validation_split(const ExperimentConfig& config, const data::Manifest& manifest,
+                            const data::IndexList& val, const data::GroupIndex& groups) {
+  if (val.empty()) throw InputError(config.manifest + ": no real validation images (split 'val', source 'real')");
+  if (config.method != TrainingMethod::DFR) return;
+  const data::GroupCounts counts = data::count_groups(manifest, val, groups);
+  for (int g = 0; g < groups.num_groups(); ++g) {
+    if (counts[size_t(g)] < 2) {
+      const auto [y, b] = groups.pair(g);
+      throw InputError(detail::concat(config.manifest, ": DFR needs at least 2 real validation images of every group; (y=",
+                                      y, ", b=", b, ") has ", counts[size_t(g)], " at bias ratio ", config.bias_ratio));
+    }
+  }
+}
+
+}  // namespace
+
+const char* method_name(TrainingMethod m) {
+  switch (m) {
+    case TrainingMethod::ERM: return "erm";
+    case TrainingMethod::Resampling: return "resampling";
+    case TrainingMethod::GroupDRO: return "groupdro";
+    case TrainingMethod::DFR: return "dfr";
+  }
+  return "?";
+}
+
+TrainingMethod parse_method(const std::string& name) {
+  for (TrainingMethod m : {TrainingMethod::ERM, TrainingMethod::Resampling, TrainingMethod::GroupDRO, TrainingMethod::DFR}) {
+    if (name == method_name(m)) return m;
+  }
+  throw InputError("unknown training method '" + name + "' (expected erm, resampling, groupdro or dfr)");
+}
+
+const char* stage_order_name(StageOrder s) {
+  switch (s) {
+    case StageOrder::Full: return "full";
+    case StageOrder::Stage1Only: return "stage1";
+    case StageOrder::Stage2Only: return "stage2";
+    case StageOrder::Stage2Then1: return "stage2-then-1";
+  }
+  return "?";
+}
+
+StageOrder parse_stage_order(const std::string& name) {
+  for (StageOrder s : {StageOrder::Full, StageOrder::Stage1Only, StageOrder::Stage2Only, StageOrder::Stage2Then1}) {
+    if (name == stage_order_name(s)) return s;
+  }
+  throw InputError("unknown stage order '" + name + "' (expected full, stage1, stage2 or stage2-then-1)");
+}
+
+const char* synthetic_distribution_name(data::SyntheticDistribution d) {
+  switch (d) {
+    case data::SyntheticDistribution::Balanced: return "balanced";
+    case data::SyntheticDistribution::Biased: return "biased";
+    case data::SyntheticDistribution::BiasAgnostic: return "agnostic";
+  }
+  return "?";
+}
+
+data::SyntheticDistribution parse_synthetic_distribution(const std::string& name) {
+  for (auto d : {data::SyntheticDistribution::Balanced, data::SyntheticDistribution::Biased,
+                 data::SyntheticDistribution::BiasAgnostic}) {
+    if (name == synthetic_distribution_name(d)) return d;
+  }
+  throw InputError("unknown synthetic distribution '" + name + "' (expected balanced, biased or agnostic)");
+}
+
+Device resolve_device(const std::string& name) {
+  if (name == "auto") return default_device();
+  if (name == "cpu") return Device::cpu();
+  if (name == "cuda") {
+    if (!cuda_available()) throw InputError("device cuda requested, but " + cuda_unavailable_reason());
+    return Device::cuda(0);
+  }
+  throw InputError("device must be auto, cpu or cuda, got '" + name + "'");
+}
+
+bool has_result(const std::string& run_dir) { return RunFolder(run_dir).complete(); }
+
+ExperimentResult read_result(const std::string& run_dir) {
+  const std::string file = RunFolder(run_dir).path(kResultFile);
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file + ": no result (the run has not completed)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return result_from_json(text.str(), file);
+}
+
+ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
+                                const ProgressCallback& progress) {
+  validate_config(config);
+  const RunFolder folder(run_dir);
+  if (folder.complete()) {
+    ExperimentResult done = read_result(run_dir);
+    if (same_experiment(done.config, config)) return done;
+    throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
+                     "); choose another folder or delete it");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  Settings numerics = settings();
+  numerics.deterministic = config.deterministic;
+  SettingsScope settings_scope(numerics);
+  const Device device = resolve_device(config.device);
+
+  // Everything that can fail on bad input fails here, before the folder is touched.
+  const data::Manifest manifest = data::read_manifest(config.manifest);
+  const data::GroupIndex groups(manifest.info);
+  data::ProtocolConfig protocol;
+  protocol.bias_ratio = config.bias_ratio;
+  protocol.augmentation = config.augmentation;
+  protocol.synthetic = config.synthetic;
+  protocol.seed = config.seed;
+  const data::ExperimentSplits splits = data::make_experiment_splits(manifest, protocol);
+  const std::vector<StagePlan> stages = plan_stages(config, manifest, splits);
+  check_validation_split(config, manifest, splits.val, groups);
+  const int64_t image_size = config.image_size > 0 ? config.image_size : manifest.info.image_size;
+  Rng init_rng(config.seed, kModelInitStream);
+  std::unique_ptr<Classifier> model = make_model(config.model, manifest.info.num_classes(), init_rng, image_size);
+  model->to(device);
+
+  folder.start_fresh();
+  folder.write_config(config);
+
+  CheckpointInfo checkpoint{model->architecture(), model->num_classes(), image_size,
+                            {{"config", config_to_json(config)}}};
+  auto save_best = [&](const Classifier& m, const std::string& stage, int64_t epoch, double val_wa) {
+    CheckpointInfo info = checkpoint;
+    info.extra["stage"] = stage;
+    info.extra["epoch"] = std::to_string(epoch);
+    info.extra["val_worst_group_accuracy"] = detail::concat(val_wa);
+    save_checkpoint(folder.path(kCheckpointFile), m.state_dict(), info);
+  };
+
+  data::LoaderConfig loader;
+  loader.image_size = int(image_size);
+  loader.workers = config.loader_workers;
+  RunClock clock;
+  for (const StagePlan& s : stages) clock.total_steps += stage_steps_per_epoch(s, config.batch_size) * s.epochs;
+  TrainingContext context;
+  context.manifest = &manifest;
+  context.groups = &groups;
+  context.val = splits.val;
+  context.device = device;
+  context.loader = loader;
+  context.batch_size = config.batch_size;
+  context.weight_decay = config.weight_decay;
+  context.groupdro_step_size = config.groupdro_step_size;
+  context.groupdro_adjustment = config.groupdro_adjustment;
+  context.progress = progress;
+  context.on_epoch = [&](const EpochMetrics& m) { folder.append_metrics(m); };
+  context.on_new_best = [&](const Classifier& m, const EpochMetrics& e) {
+    save_best(m, e.stage, e.epoch, e.val_worst_group_accuracy);
+  };
+  context.clock = &clock;
+
+  ExperimentResult result;
+  result.config = config;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const StageOutcome outcome = train_stage(*model, stages[i], context);
+    // The next stage (and the final evaluation) starts from this stage's selected epoch.
+    model->load_state_dict(outcome.best_state, stages[i].name + " (best epoch)");
+    if (i + 1 < stages.size()) {
+      result.stage1_best_epoch = outcome.best_epoch;
+    } else {
+      result.best_epoch = outcome.best_epoch;
+      result.val = outcome.best_val;
+    }
+  }
+
+  const EvalOptions eval{device, loader, config.batch_size};
+  std::string last_stage = stages.back().name;
+  if (config.method == TrainingMethod::DFR) {
+    refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed);
+    result.val = evaluate(*model, manifest, splits.val, groups, eval);
+    last_stage += " + dfr head";
+  }
+  result.test = evaluate(*model, manifest, splits.test, groups, eval);
+  result.test_synthetic = evaluate(*model, manifest, splits.test_synthetic, groups, eval);
+  // The checkpoint is exactly the evaluated model (the DFR head included).
+  save_best(*model, last_stage, result.best_epoch, result.val.worst_group_accuracy);
+
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.device = describe_device(device);
+  folder.write_groups(result, manifest.info);
+  folder.write_result(result);  // last: its presence marks the run complete
+  return result;
+}
+
+}  // namespace ffr

@@ -1,0 +1,175 @@
+// Grids: the paper's experiments as lists of cells x hyper-parameter settings x seeds, run one
+// folder per (cell, setting, seed) so a grid can be resumed, split into shards across machines
+// and merged. Model selection (the learning rate, and for FFR whether BN is frozen in stage 2) is
+// made per cell by mean validation WA over seeds; ffr/report.h turns the results into tables.
+//
+// On disk (DESIGN.md): <out>/grid.json (the expanded grid, so `merge` needs no flags), and
+// <out>/runs/<run name>/ with run_experiment's files; result.json there means "complete".
+#pragma once
+
+#include "ffr/experiment.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ffr {
+
+// One row of an experiment: everything about a run but the seed and the tuned hyper-parameters.
+struct GridCell {
+  std::string experiment;   // "figure3", "table1", ... or a custom name from a grid file
+  std::string label;        // the row's name inside its experiment: "FFR", "USB + GroupDRO", "stage 1 only"
+  std::string dataset;      // short name of the manifest ("spurious-fashion-mnist")
+  int severity = -1;        // table4: corruption severity of the synthetic images; -1 elsewhere
+  ExperimentConfig config;  // seed, learning_rate and freeze_batch_norm are set per run
+};
+
+// What model selection chooses between, per cell.
+struct HyperParameters {
+  double learning_rate = 1e-4;
+  bool freeze_batch_norm = false;  // FFR stage 2 only
+};
+
+struct Grid {
+  std::vector<GridCell> cells;
+  std::vector<uint64_t> seeds;
+  std::vector<double> learning_rates;
+  // Tried in full-FFR cells only (the paper tunes it per dataset and ratio: {false, true});
+  // every other cell runs with false.
+  std::vector<bool> freeze_batch_norm{false};
+};
+
+// The paper's spelling, for tables: "None", "USB", "ASB", "FFR"; "ERM", "Resampling", "GroupDRO", "DFR".
+std::string display_name(data::Augmentation augmentation);
+std::string display_name(TrainingMethod method);
+
+// ---- building grids ------------------------------------------------------------------------
+
+// The paper's experiments, by name: figure3, table4x4, table1, table2, table3, table4, table5,
+// table8 (see docs/grid.md for what each holds).
+const std::vector<std::string>& preset_names();
+std::string preset_description(const std::string& preset);  // one line; "" for unknown names
+
+// What a grid is made of, from a grid file (read_grid_options) and/or flags.
+struct GridOptions {
+  std::vector<std::string> presets;
+  // One manifest per data set. Manifests holding "{severity}" are patterns, expanded over
+  // `severities` for table4 (and used by table4 only); the others serve every other preset.
+  std::vector<std::string> manifests;
+  std::vector<double> bias_ratios{0.9, 0.95, 0.97, 0.99, 0.999};
+  std::vector<int> severities{0, 1, 2, 3, 4, 5};
+  std::vector<uint64_t> seeds{0, 1, 2};
+  std::vector<double> learning_rates{1e-4, 1e-5, 1e-6, 1e-7};
+  std::vector<bool> freeze_batch_norm{false};
+  std::string vit_model = "vit_b32";  // table8's backbone
+  ExperimentConfig base;              // model, epochs, batch size, device ... shared by all cells
+  // Extra cells from a grid file, each a JSON object of overrides of `base` (config.json's keys
+  // plus "experiment" and "label"), expanded over the plain manifests and the ratios unless it
+  // sets "manifest" / "bias_ratio" itself.
+  std::vector<std::string> custom_cells;
+};
+
+// Reads a grid file (JSON, keys as GridOptions; see docs/grid.md) over `defaults`. Unknown keys
+// and bad values throw InputError naming the file and the key.
+GridOptions read_grid_options(const std::string& path, GridOptions defaults = {});
+
+// Expands presets and custom cells. Throws InputError on an unknown preset, a missing manifest
+// pattern for table4, empty lists or out-of-range values.
+Grid make_grid(const GridOptions& options);
+
+// The short name of a data set, from its manifest path: the file's stem, or its folder's name
+// when the stem says nothing ("manifest").
+std::string dataset_name(const std::string& manifest);
+
+// grid.json: the grid without execution settings (device, loader workers), so shards run on
+// different machines write identical files. Throws InputError naming `source` when malformed.
+std::string grid_to_json(const Grid& grid);
+Grid grid_from_json(const std::string& text, const std::string& source);
+
+// ---- the runs of a grid --------------------------------------------------------------------
+
+struct GridRun {
+  size_t cell = 0;          // first cell (in grid order) that needs this run
+  HyperParameters hyper_parameters;
+  uint64_t seed = 0;
+  ExperimentConfig config;  // complete: the cell's config with the setting and seed applied
+  std::string name;         // folder name under <out>/runs: readable parts + a hash of the config
+};
+
+// The settings a cell tries: learning rates x (full-FFR cells only) freeze-BN choices.
+std::vector<HyperParameters> cell_settings(const Grid& grid, const GridCell& cell);
+
+// The cell's config for one setting and seed. For stage-1-only cells the learning rate is the
+// stage-1 one (that is the stage that trains).
+ExperimentConfig run_config(const GridCell& cell, const HyperParameters& setting, uint64_t seed);
+
+// Stable folder name of a run: "<dataset>-<aug>-<method>[-<stages>][-<synthetic>]-r<ratio>-lr<lr>
+// [-fbn]-s<seed>-<12 hex digits>", the hash over every field that can change the result
+// (not device or loader workers). Equal configs give equal names, on any machine.
+std::string run_name(const ExperimentConfig& config);
+
+// Every run of the grid once (cells of different experiments may share runs), ordered by cell,
+// then setting, then seed.
+std::vector<GridRun> plan_runs(const Grid& grid);
+
+struct Shard {
+  int index = 0;  // 0-based
+  int count = 1;
+};
+// "i/N" with 0 <= i < N. Throws InputError quoting the text.
+Shard parse_shard(const std::string& text);
+// Run k of the plan goes to shard k mod N: deterministic, disjoint, and the shards together hold
+// every run; consecutive runs (the seeds and settings of one cell) spread over machines.
+std::vector<GridRun> shard_runs(const std::vector<GridRun>& runs, const Shard& shard);
+
+// ---- running and collecting --------------------------------------------------------------
+
+// run_experiment's signature: the product passes run_experiment, tests a fake that writes
+// deterministic results.
+using RunFunction = std::function<ExperimentResult(const ExperimentConfig&, const std::string& run_dir,
+                                                   const ProgressCallback&)>;
+
+struct GridProgress {
+  enum class Event { Starting, Resumed, Running, Finished };
+  Event event = Event::Starting;
+  int64_t index = 0, total = 0;           // 1-based position in this shard's runs
+  const GridRun* run = nullptr;
+  const Progress* experiment = nullptr;   // Running: the run's own progress (epoch, step, ...)
+  const ExperimentResult* result = nullptr;  // Resumed, Finished
+};
+using GridProgressCallback = std::function<void(const GridProgress&)>;
+
+struct GridRunOptions {
+  std::string out_dir;
+  Shard shard;
+};
+
+struct GridRunSummary {
+  int64_t runs = 0;      // in this shard
+  int64_t ran = 0;       // done now
+  int64_t resumed = 0;   // already complete (result.json present), read back
+  double seconds = 0.0;  // wall time of this call
+};
+
+// Writes <out>/grid.json, then runs this shard's runs in plan order. A run whose folder holds
+// result.json (has_result) is read back with read_result, not redone; any other folder is handed
+// to `run` (run_experiment cleans an incomplete one). A failing run stops the grid with an error
+// naming its folder; the runs finished before it stay done.
+GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const RunFunction& run,
+                        const GridProgressCallback& progress = {});
+
+std::string runs_dir(const std::string& out_dir);                          // <out>/runs
+std::string run_dir(const std::string& out_dir, const GridRun& run);       // <out>/runs/<name>
+
+// Reads <dir>/grid.json of every folder and checks they describe the same grid (shards of one
+// grid); InputError naming the folder that differs or lacks grid.json.
+Grid read_grid(const std::vector<std::string>& dirs);
+
+// Completed results (read_result), by run name, of the grid's runs found under any of `dirs`
+// (<dir>/runs/<name>; the first folder that has a run wins).
+using ResultSet = std::map<std::string, ExperimentResult>;
+ResultSet collect_results(const Grid& grid, const std::vector<std::string>& dirs);
+
+}  // namespace ffr

@@ -1,0 +1,277 @@
+// run_experiment end to end on a tiny Spurious Fashion-MNIST: every (augmentation, method) pair,
+// the run folder's files, stage orders, deterministic reruns, a killed run's restart, reuse of a
+// completed run, and the best checkpoint reproducing the run's test numbers.
+#include "data/manifest.h"
+#include "engine/error.h"
+#include "engine/safetensors.h"
+#include "ffr/checkpoint.h"
+#include "ffr/evaluation.h"
+#include "ffr/experiment_json.h"
+#include "ffr_test_support.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+namespace ffr {
+namespace {
+
+using data::Augmentation;
+using data::testing::read_file;
+using data::testing::TempDir;
+using data::testing::write_file;
+using testing::tiny_config;
+using testing::TinyDataSet;
+
+std::vector<std::string> lines_of(const std::filesystem::path& file) {
+  std::istringstream in(read_file(file));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+void expect_valid(const SplitMetrics& m, size_t groups, const std::string& what) {
+  ASSERT_EQ(m.groups.size(), groups) << what;
+  EXPECT_GE(m.worst_group_accuracy, 0.0) << what;
+  EXPECT_LE(m.balanced_accuracy, 1.0) << what;
+  EXPECT_LE(m.worst_group_accuracy, m.balanced_accuracy) << what;
+  for (const GroupAccuracy& g : m.groups) EXPECT_LE(g.correct, g.total) << what;
+}
+
+// The numbers of a result (not its timing), for comparing runs.
+std::string numbers_of(ExperimentResult r) {
+  r.seconds = 0;
+  r.device.clear();
+  return result_to_json(r);
+}
+
+// metrics.jsonl without the timing fields.
+std::vector<nlohmann::json> metrics_numbers(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> out;
+  for (const std::string& line : lines_of(file)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    j.erase("images_per_second");
+    out.push_back(j);
+  }
+  return out;
+}
+
+class FfrExperiment : public ::testing::Test {
+ protected:
+  void SetUp() override { FFR_REQUIRE_FASHION_MNIST(); }
+};
+
+TEST_F(FfrExperiment, EveryAugmentationAndMethodRuns) {
+  TempDir dir;
+  for (Augmentation a : {Augmentation::None, Augmentation::USB, Augmentation::ASB, Augmentation::FFR}) {
+    for (TrainingMethod m : {TrainingMethod::ERM, TrainingMethod::Resampling, TrainingMethod::GroupDRO,
+                             TrainingMethod::DFR}) {
+      const std::string name = std::string(data::augmentation_name(a)) + "-" + method_name(m);
+      const auto run_dir = dir / name;
+      const ExperimentResult r = run_experiment(tiny_config(a, m), run_dir.string());
+      for (const char* file : {kConfigFile, kMetricsFile, kGroupsFile, kCheckpointFile, kResultFile}) {
+        EXPECT_TRUE(std::filesystem::exists(run_dir / file)) << name << ": " << file;
+      }
+      expect_valid(r.val, 16, name + " val");
+      expect_valid(r.test, 16, name + " test");
+      expect_valid(r.test_synthetic, 16, name + " synthetic test");
+      EXPECT_EQ(r.best_epoch, 1) << name;
+      EXPECT_EQ(r.stage1_best_epoch, a == Augmentation::FFR ? 1 : -1) << name;
+      const size_t epochs = a == Augmentation::FFR ? 2 : 1;
+      EXPECT_EQ(lines_of(run_dir / kMetricsFile).size(), epochs) << name;
+      EXPECT_EQ(lines_of(run_dir / kGroupsFile).size(), 1 + 3 * 16u) << name << ": header + test, val, synthetic";
+      EXPECT_EQ(numbers_of(read_result(run_dir.string())), numbers_of(r)) << name;
+    }
+  }
+}
+
+TEST_F(FfrExperiment, StageOrdersRunTheirStages) {
+  TempDir dir;
+  const std::vector<std::pair<StageOrder, std::vector<std::string>>> cases = {
+      {StageOrder::Full, {"stage 1", "stage 2"}},
+      {StageOrder::Stage1Only, {"stage 1"}},
+      {StageOrder::Stage2Only, {"stage 2"}},
+      {StageOrder::Stage2Then1, {"stage 2", "stage 1"}},
+  };
+  for (const auto& [order, stages] : cases) {
+    ExperimentConfig c = tiny_config(Augmentation::FFR, TrainingMethod::ERM);
+    c.stages = order;
+    c.stage1_epochs = 2;
+    const auto run_dir = dir / stage_order_name(order);
+    const ExperimentResult r = run_experiment(c, run_dir.string());
+    std::vector<std::string> seen;
+    for (const std::string& line : lines_of(run_dir / kMetricsFile)) {
+      const std::string stage = nlohmann::json::parse(line)["stage"];
+      if (seen.empty() || seen.back() != stage) seen.push_back(stage);
+    }
+    EXPECT_EQ(seen, stages) << stage_order_name(order);
+    EXPECT_EQ(r.stage1_best_epoch >= 1, stages.size() == 2) << stage_order_name(order);
+  }
+}
+
+TEST_F(FfrExperiment, ConfigurationsThatCannotRunAreRefusedBeforeAnyWork) {
+  TempDir dir;
+  ExperimentConfig stages_without_ffr = tiny_config(Augmentation::USB, TrainingMethod::ERM);
+  stages_without_ffr.stages = StageOrder::Stage1Only;
+  ExperimentConfig dro_on_synthetic_only = tiny_config(Augmentation::FFR, TrainingMethod::GroupDRO);
+  dro_on_synthetic_only.stages = StageOrder::Stage1Only;
+  ExperimentConfig no_epochs = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  no_epochs.epochs = 0;
+  ExperimentConfig unknown_model = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  unknown_model.model = "resnet9000";
+  const std::vector<std::pair<ExperimentConfig, std::string>> cases = {
+      {stages_without_ffr, "applies to augmentation ffr only"},
+      {dro_on_synthetic_only, "ERM only"},
+      {no_epochs, "epochs"},
+      {unknown_model, "resnet9000"},
+  };
+  for (const auto& [config, message] : cases) {
+    data::testing::expect_input_error([&] { run_experiment(config, (dir / "run").string()); }, {message});
+    EXPECT_FALSE(std::filesystem::exists(dir / "run" / kConfigFile)) << message;
+  }
+}
+
+// A copy of the tiny manifest in `dir` (absolute image paths) without some of its val samples.
+std::string manifest_without_val(const TempDir& dir, const std::function<bool(const data::Sample&)>& drop) {
+  data::Manifest m = data::read_manifest(TinyDataSet::manifest());
+  std::vector<data::Sample> kept;
+  for (size_t i = 0; i < m.samples.size(); ++i) {
+    data::Sample s = m.samples[i];
+    s.path = std::filesystem::absolute(m.image_path(i)).string();
+    if (!(s.split == data::Split::Val && drop(s))) kept.push_back(s);
+  }
+  m.samples = kept;
+  m.csv_path = dir / "manifest.csv";
+  m.root = dir.path();
+  data::write_manifest(m);
+  return m.csv_path.string();
+}
+
+TEST_F(FfrExperiment, ValidationProblemsAreSaidBeforeTraining) {
+  TempDir dir;
+  ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::DFR);
+  int kept = 0;
+  c.manifest = manifest_without_val(dir, [&](const data::Sample& s) { return s.y == 0 && s.b == 1 && kept++ > 0; });
+  data::testing::expect_input_error([&] { run_experiment(c, (dir / "dfr").string()); }, {"DFR", "y=0, b=1", "has 1"});
+  EXPECT_FALSE(std::filesystem::exists(dir / "dfr" / kConfigFile));
+  c.method = TrainingMethod::ERM;
+  EXPECT_NO_THROW(run_experiment(c, (dir / "erm").string())) << "other methods do not need every group";
+
+  TempDir no_val;
+  c.manifest = manifest_without_val(no_val, [](const data::Sample&) { return true; });
+  data::testing::expect_input_error([&] { run_experiment(c, (no_val / "run").string()); }, {"no real validation"});
+}
+
+TEST_F(FfrExperiment, DeterministicRunsGiveIdenticalResults) {
+  TempDir dir;
+  ExperimentConfig c = tiny_config(Augmentation::FFR, TrainingMethod::GroupDRO);
+  c.deterministic = true;
+  c.epochs = 2;
+  c.loader_workers = 2;  // thread timing must not matter
+  const ExperimentResult a = run_experiment(c, (dir / "a").string());
+  const ExperimentResult b = run_experiment(c, (dir / "b").string());
+  EXPECT_EQ(numbers_of(a), numbers_of(b));
+  EXPECT_EQ(metrics_numbers(dir / "a" / kMetricsFile), metrics_numbers(dir / "b" / kMetricsFile));
+  EXPECT_EQ(read_file(dir / "a" / kGroupsFile), read_file(dir / "b" / kGroupsFile));
+  const SafetensorsFile wa = load_safetensors((dir / "a" / kCheckpointFile).string());
+  const SafetensorsFile wb = load_safetensors((dir / "b" / kCheckpointFile).string());
+  ASSERT_EQ(wa.tensors.size(), wb.tensors.size());
+  for (size_t i = 0; i < wa.tensors.size(); ++i) {
+    const Tensor& x = wa.tensors[i].second;
+    const Tensor& y = wb.tensors[i].second;
+    ASSERT_EQ(x.nbytes(), y.nbytes());
+    EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()), 0) << wa.tensors[i].first;
+  }
+  // Another seed is another experiment.
+  c.seed = 1;
+  EXPECT_NE(numbers_of(run_experiment(c, (dir / "c").string())), numbers_of(a));
+}
+
+TEST_F(FfrExperiment, KilledRunIsCleanedAndRestarted) {
+  TempDir dir;
+  const auto run_dir = dir / "run";
+  std::filesystem::create_directories(run_dir);
+  // What a run killed in its second epoch leaves: config, some metrics, a checkpoint and a
+  // temp file of an interrupted write; no result.json. A user's own file sits beside them.
+  write_file(run_dir / kConfigFile, "{\"model\": \"resnet50\"}");
+  write_file(run_dir / kMetricsFile, "{\"stage\": \"train\", \"epoch\": 1}\n{\"stage\": \"tr");
+  write_file(run_dir / kCheckpointFile, "half a checkpoint");
+  write_file(run_dir / ".best.safetensors.tmp.123.0", "partial");
+  write_file(run_dir / "notes.txt", "mine");
+  ASSERT_FALSE(has_result(run_dir.string()));
+
+  const ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  const ExperimentResult r = run_experiment(c, run_dir.string());
+  EXPECT_TRUE(has_result(run_dir.string()));
+  EXPECT_EQ(lines_of(run_dir / kMetricsFile).size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(run_dir / ".best.safetensors.tmp.123.0"));
+  EXPECT_EQ(read_file(run_dir / "notes.txt"), "mine");
+  EXPECT_TRUE(same_experiment(config_from_json(read_file(run_dir / kConfigFile), "config.json"), c));
+  EXPECT_NO_THROW(load_checkpoint((run_dir / kCheckpointFile).string()));
+}
+
+TEST_F(FfrExperiment, CompletedRunIsReusedAndAnotherConfigurationRefused) {
+  TempDir dir;
+  const std::string run_dir = (dir / "run").string();
+  ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  const ExperimentResult first = run_experiment(c, run_dir);
+  const std::string before = read_file(dir / "run" / kResultFile);
+  c.loader_workers = 3;  // does not change the experiment
+  const ExperimentResult again = run_experiment(c, run_dir);
+  EXPECT_EQ(read_file(dir / "run" / kResultFile), before) << "not rerun";
+  EXPECT_EQ(numbers_of(again), numbers_of(first));
+  c.learning_rate = 1e-2;
+  data::testing::expect_input_error([&] { run_experiment(c, run_dir); }, {"another configuration"});
+}
+
+TEST_F(FfrExperiment, BestCheckpointReproducesTheRunsTestNumbers) {
+  TempDir dir;
+  for (auto [a, m] : {std::pair{Augmentation::FFR, TrainingMethod::DFR}, std::pair{Augmentation::ASB, TrainingMethod::ERM}}) {
+    ExperimentConfig c = tiny_config(a, m);
+    c.epochs = 2;
+    const auto run_dir = dir / method_name(m);
+    const ExperimentResult r = run_experiment(c, run_dir.string());
+    const LoadedCheckpoint loaded = load_checkpoint((run_dir / kCheckpointFile).string());
+    EXPECT_EQ(loaded.info.architecture, "resnet_tiny");
+    EXPECT_EQ(loaded.info.num_classes, 4);
+    EXPECT_EQ(loaded.info.image_size, 16);
+    const data::Manifest manifest = data::read_manifest(c.manifest);
+    const data::GroupIndex groups(manifest.info);
+    EvalOptions eval;
+    eval.loader.image_size = 16;
+    const SplitMetrics test = evaluate(*loaded.model, manifest,
+                                       data::select_samples(manifest, data::Split::Test, data::Source::Real), groups, eval);
+    ExperimentResult from_checkpoint = r;
+    from_checkpoint.test = test;
+    EXPECT_EQ(numbers_of(from_checkpoint), numbers_of(r)) << method_name(m);
+  }
+}
+
+TEST_F(FfrExperiment, ProgressReportsEveryStepAndEpoch) {
+  TempDir dir;
+  ExperimentConfig c = tiny_config(Augmentation::FFR, TrainingMethod::ERM);
+  std::vector<Progress> seen;
+  run_experiment(c, (dir / "run").string(), [&](const Progress& p) { seen.push_back(p); });
+  ASSERT_FALSE(seen.empty());
+  int epochs_done = 0;
+  for (const Progress& p : seen) {
+    EXPECT_GE(p.step, 1);
+    EXPECT_LE(p.step, p.steps);
+    EXPECT_GE(p.eta_seconds, 0.0);
+    EXPECT_GT(p.images_per_second, 0.0);
+    EXPECT_EQ(p.epoch_done, p.val_worst_group_accuracy >= 0.0);
+    if (p.epoch_done) ++epochs_done;
+  }
+  EXPECT_EQ(epochs_done, 2);
+  EXPECT_EQ(seen.front().stage, "stage 1");
+  EXPECT_EQ(seen.back().stage, "stage 2");
+  EXPECT_DOUBLE_EQ(seen.back().eta_seconds, 0.0);
+}
+
+}  // namespace
+}  // namespace ffr
