@@ -2,6 +2,8 @@
 // (if asked) -> evaluation of the selected weights -> run folder.
 #include "ffr/experiment.h"
 
+#include <nlohmann/json.hpp>
+
 #include "data/manifest.h"
 #include "engine/error.h"
 #include "engine/rng.h"
@@ -172,7 +174,9 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   folder.write_config(config);
 
   CheckpointInfo checkpoint{model->architecture(), model->num_classes(), image_size,
-                            {{"config", config_to_json(config)}}};
+                            {{"config", config_to_json(config)},
+                             // read by the inference API (layers/inference.h) to name its predictions
+                             {"class_names", nlohmann::json(manifest.info.class_names).dump()}}};
   auto save_best = [&](const Classifier& m, const std::string& stage, int64_t epoch, double val_wa) {
     CheckpointInfo info = checkpoint;
     info.extra["stage"] = stage;

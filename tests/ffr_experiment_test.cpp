@@ -181,6 +181,10 @@ TEST_F(FfrExperiment, DeterministicRunsGiveIdenticalResults) {
   const SafetensorsFile wa = load_safetensors((dir / "a" / kCheckpointFile).string());
   const SafetensorsFile wb = load_safetensors((dir / "b" / kCheckpointFile).string());
   ASSERT_EQ(wa.tensors.size(), wb.tensors.size());
+  // The checkpoint names its classes, so the inference API can label predictions.
+  ASSERT_EQ(wa.metadata.count("class_names"), 1u);
+  EXPECT_EQ(wa.metadata.at("class_names").front(), '[');
+  EXPECT_NE(wa.metadata.at("class_names").find('"'), std::string::npos);
   for (size_t i = 0; i < wa.tensors.size(); ++i) {
     const Tensor& x = wa.tensors[i].second;
     const Tensor& y = wb.tensors[i].second;
