@@ -188,9 +188,9 @@ void conv2d_forward_cuda(const void* x, const void* w, void* y, DType dtype, con
   desc.conv.set_math_type(choice.math);
   void* workspace = workspace_for(ctx, choice);
   const float alpha = 1.0f, beta = 0.0f;
+  const auto algorithm = static_cast<cudnnConvolutionFwdAlgo_t>(choice.algorithm);
   FFR_CUDNN_CHECK(cudnnConvolutionForward(ctx.cudnn, &alpha, desc.x.get(), x, desc.w.get(), w, desc.conv.get(),
-                                          cudnnConvolutionFwdAlgo_t(choice.algorithm), workspace,
-                                          choice.workspace_bytes, &beta, desc.y.get(), y));
+                                          algorithm, workspace, choice.workspace_bytes, &beta, desc.y.get(), y));
 }
 
 void conv2d_backward_input_cuda(const void* dy, const void* w, void* dx, DType dtype, const Conv2dGeometry& g) {

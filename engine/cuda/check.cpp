@@ -27,7 +27,7 @@ void throw_cublas_error(cublasStatus_t status, const char* call, const char* fil
 
 void throw_cudnn_error(cudnnStatus_t status, const char* call, const char* file, int line) {
   char last[512] = {0};
-  cudnnGetLastErrorString(last, sizeof last);
+  ::cudnnGetLastErrorString(last, sizeof last);  // returns void: there is no status to check
   throw_library_error("cuDNN", cudnnGetErrorString(status), last, call, file, line);
 }
 
