@@ -66,9 +66,11 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
 }
 
 std::string csv_escape(const std::string& field) {
+  // A leading byte-order mark is quoted too: at the start of a file the reader would drop it.
   const bool needs_quotes =
       field.find_first_of(",\"\r\n") != std::string::npos ||
-      (!field.empty() && (field.front() == ' ' || field.back() == ' '));
+      (!field.empty() && (field.front() == ' ' || field.back() == ' ')) ||
+      field.compare(0, 3, "\xEF\xBB\xBF") == 0;
   if (!needs_quotes) return field;
   std::string out = "\"";
   for (char c : field) {

@@ -19,7 +19,7 @@ struct CsvRecord {
 std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& source_name);
 
 // One field as RFC 4180 writes it: quoted only when it holds a comma, quote, CR, LF or
-// leading/trailing space; quotes inside are doubled.
+// leading/trailing space, or starts with a UTF-8 byte-order mark; quotes inside are doubled.
 std::string csv_escape(const std::string& field);
 
 // One record, fields joined by commas, ended by CRLF (the RFC's line break).

@@ -20,9 +20,14 @@ struct RgbImage {
   const uint8_t* at(int x, int y) const { return pixels.data() + (size_t(y) * width + x) * 3; }
 };
 
+// The largest image the decoder accepts: 16384 px a side, so at most 256 MP (768 MB as RGB).
+constexpr int kMaxImageSide = 16384;
+
 // Decodes PNG or JPEG bytes; grey, grey+alpha, RGB and RGBA all become RGB (alpha is dropped,
 // as PIL's convert("RGB") does, so user data sets decode as they would in PyTorch).
-// `name` labels errors. Throws ffr::InputError for undecodable or truncated data.
+// `name` labels errors. Throws ffr::InputError for undecodable or truncated data, and, before
+// allocating any pixel buffer, for images over the limits above or whose declared size their
+// bytes cannot hold (so a tiny corrupt file cannot make the decoder allocate gigabytes).
 RgbImage decode_image(const std::string& bytes, const std::string& name);
 
 // Reads and decodes a file; errors name the file (and `context`, e.g. "manifest.csv:12").

@@ -1,6 +1,7 @@
 #include "data/manifest.h"
 
 #include "data/csv.h"
+#include "data/image.h"
 #include "engine/atomic_file.h"
 #include "engine/error.h"
 
@@ -11,6 +12,8 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <sstream>
 #include <map>
 
@@ -66,6 +69,44 @@ int line_of_byte(const std::string& text, size_t byte) {
   return 1 + int(std::count(text.begin(), text.begin() + byte, '\n'));
 }
 
+// The JSON integer `v` as an int, or nothing when it is not an integer or does not fit (a
+// plain get<int>() would wrap 4294967296 to 0).
+std::optional<int> as_int(const json& v) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (u <= uint64_t(std::numeric_limits<int>::max())) return int(u);
+  } else if (v.is_number_integer()) {
+    const auto i = v.get<int64_t>();
+    if (i >= std::numeric_limits<int>::min() && i <= std::numeric_limits<int>::max()) return int(i);
+  }
+  return std::nullopt;
+}
+
+// A short rendering of a JSON value for error messages: at most two levels deep and about 60
+// characters per level (json::dump recurses, so dumping a deeply nested value from a hostile
+// file would overflow the stack, and a long one would flood the message).
+std::string brief(const json& v, int depth = 0) {
+  if (!v.is_structured()) {
+    std::string text = v.dump();
+    return text.size() > 60 ? text.substr(0, 57) + "..." : text;
+  }
+  if (depth >= 2) return v.is_array() ? "[...]" : "{...}";
+  std::string out = v.is_array() ? "[" : "{";
+  bool first = true;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!first) out += ", ";
+    first = false;
+    if (out.size() > 60) {
+      out += "...";
+      break;
+    }
+    if (v.is_object()) out += json(it.key()).dump() + ": ";
+    out += brief(*it, depth + 1);
+  }
+  out += v.is_array() ? "]" : "}";
+  return out;
+}
+
 std::vector<std::string> string_list(const json& doc, const char* key, const std::string& file) {
   if (!doc.contains(key) || !doc[key].is_array() || doc[key].empty()) {
     throw InputError(detail::concat(file, ": '", key, "' must be a non-empty list of names"));
@@ -87,12 +128,17 @@ DatasetInfo read_dataset_info(const fs::path& json_path) {
     throw InputError(detail::concat(file, ": JSON sidecar not found (it must sit beside the manifest, "
                                     "same name, .json)"));
   }
-  const std::string text = read_text_file(json_path);
+  return parse_dataset_info(read_text_file(json_path), file);
+}
+
+DatasetInfo parse_dataset_info(const std::string& text, const std::string& file) {
   json doc;
   try {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
     throw InputError(detail::concat(file, ":", line_of_byte(text, e.byte), ": invalid JSON: ", e.what()));
+  } catch (const json::exception& e) {  // e.g. out_of_range for a number like 1e999
+    throw InputError(detail::concat(file, ": invalid JSON: ", e.what()));
   }
   if (!doc.is_object()) throw InputError(detail::concat(file, ": expected a JSON object"));
 
@@ -104,11 +150,13 @@ DatasetInfo read_dataset_info(const fs::path& json_path) {
     throw InputError(detail::concat(file, ": 'groups' must be a non-empty list of [y, b] pairs"));
   }
   for (const auto& g : doc["groups"]) {
-    if (!g.is_array() || g.size() != 2 || !g[0].is_number_integer() || !g[1].is_number_integer()) {
+    const std::optional<int> gy = g.is_array() && g.size() == 2 ? as_int(g[0]) : std::nullopt;
+    const std::optional<int> gb = g.is_array() && g.size() == 2 ? as_int(g[1]) : std::nullopt;
+    if (!gy || !gb) {
       throw InputError(detail::concat(file, ": 'groups' must be a list of [y, b] integer pairs, found ",
-                                      g.dump()));
+                                      brief(g)));
     }
-    const int y = g[0].get<int>(), b = g[1].get<int>();
+    const int y = *gy, b = *gb;
     if (y < 0 || y >= info.num_classes() || b < 0 || b >= info.num_biases()) {
       throw InputError(detail::concat(file, ": group [", y, ", ", b, "] is outside ",
                                       info.num_classes(), " classes x ", info.num_biases(), " biases"));
@@ -119,11 +167,11 @@ DatasetInfo read_dataset_info(const fs::path& json_path) {
     info.groups.emplace_back(y, b);
   }
 
-  if (!doc.contains("image_size") || !doc["image_size"].is_number_integer() ||
-      doc["image_size"].get<int>() <= 0) {
-    throw InputError(detail::concat(file, ": 'image_size' must be a positive integer"));
+  const std::optional<int> image_size = doc.contains("image_size") ? as_int(doc["image_size"]) : std::nullopt;
+  if (!image_size || *image_size <= 0 || *image_size > kMaxImageSide) {
+    throw InputError(detail::concat(file, ": 'image_size' must be a positive integer (at most ", kMaxImageSide, ")"));
   }
-  info.image_size = doc["image_size"].get<int>();
+  info.image_size = *image_size;
 
   if (doc.contains("majority_bias")) {
     const auto& m = doc["majority_bias"];
@@ -131,10 +179,11 @@ DatasetInfo read_dataset_info(const fs::path& json_path) {
       throw InputError(detail::concat(file, ": 'majority_bias' must list one bias per class"));
     }
     for (size_t y = 0; y < m.size(); ++y) {
-      if (!m[y].is_number_integer() || !info.has_group(int(y), m[y].get<int>())) {
+      const std::optional<int> b = as_int(m[y]);
+      if (!b || !info.has_group(int(y), *b)) {
         throw InputError(detail::concat(file, ": 'majority_bias'[", y, "] must be a declared b of class ", y));
       }
-      info.majority_bias.push_back(m[y].get<int>());
+      info.majority_bias.push_back(*b);
     }
   }
   return info;
@@ -191,11 +240,13 @@ void validate_manifest(const Manifest& manifest) {
   }
 }
 
-Manifest read_manifest(const fs::path& csv_path, const std::optional<fs::path>& root) {
+namespace {
+
+// The manifest from CSV text; `read_info` supplies the sidecar, asked for only once the CSV has
+// parsed (so read_manifest reports a broken CSV before a missing sidecar, as it always has).
+Manifest parse_manifest(const std::string& text, const fs::path& csv_path, const std::optional<fs::path>& root,
+                        const std::function<DatasetInfo()>& read_info) {
   const std::string file = csv_path.string();
-  std::error_code ec;
-  if (!fs::exists(csv_path, ec)) throw InputError(detail::concat(file, ": manifest not found"));
-  const std::string text = read_text_file(csv_path);
   const std::vector<CsvRecord> records = parse_csv(text, file);
   if (records.empty()) {
     throw InputError(detail::concat(file, ": empty file (expected a header row: path,split,y,b,source)"));
@@ -204,7 +255,7 @@ Manifest read_manifest(const fs::path& csv_path, const std::optional<fs::path>& 
   Manifest manifest;
   manifest.csv_path = csv_path;
   manifest.root = root ? *root : (csv_path.has_parent_path() ? csv_path.parent_path() : fs::path("."));
-  manifest.info = read_dataset_info(sidecar_path(csv_path));
+  manifest.info = read_info();
 
   // Header: required columns anywhere, optional ones if present, unknown ones ignored.
   const CsvRecord& header = records.front();
@@ -253,6 +304,21 @@ Manifest read_manifest(const fs::path& csv_path, const std::optional<fs::path>& 
   }
   validate_manifest(manifest);
   return manifest;
+}
+
+}  // namespace
+
+Manifest read_manifest(const fs::path& csv_path, const std::optional<fs::path>& root) {
+  std::error_code ec;
+  if (!fs::exists(csv_path, ec)) throw InputError(detail::concat(csv_path.string(), ": manifest not found"));
+  return parse_manifest(read_text_file(csv_path), csv_path, root,
+                        [&] { return read_dataset_info(sidecar_path(csv_path)); });
+}
+
+Manifest parse_manifest_text(const std::string& csv_text, const std::string& json_text, const fs::path& csv_path,
+                             const std::optional<fs::path>& root) {
+  return parse_manifest(csv_text, csv_path, root,
+                        [&] { return parse_dataset_info(json_text, sidecar_path(csv_path).string()); });
 }
 
 void write_manifest(const Manifest& manifest) {

@@ -63,8 +63,17 @@ std::filesystem::path sidecar_path(const std::filesystem::path& csv_path);
 Manifest read_manifest(const std::filesystem::path& csv_path,
                        const std::optional<std::filesystem::path>& root = std::nullopt);
 
+// The same from the two files' text already in memory (read_manifest runs this code on what it
+// reads; fuzz/manifest_fuzz.cpp calls it directly). `csv_path` names the CSV in errors and sets
+// the manifest's csv_path and default root; sidecar errors name sidecar_path(csv_path).
+Manifest parse_manifest_text(const std::string& csv_text, const std::string& json_text,
+                             const std::filesystem::path& csv_path,
+                             const std::optional<std::filesystem::path>& root = std::nullopt);
+
 // Parses the sidecar alone (exposed for tests and tools).
 DatasetInfo read_dataset_info(const std::filesystem::path& json_path);
+// The same from JSON text; `name` labels errors ("<name>:<line>: ...").
+DatasetInfo parse_dataset_info(const std::string& json_text, const std::string& name);
 
 // Checks that every sample's labels and group fit `info`; throws naming manifest.where(i).
 void validate_manifest(const Manifest& manifest);
