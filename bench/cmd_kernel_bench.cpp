@@ -3,12 +3,17 @@
 //   group_cross_entropy (GroupDRO): log-softmax, one-hot picks, per-group sums, the q update and
 //       the weighted loss from elementwise/reduce ops, dlogits from autograd;
 //   subgroup_accuracy: copy logits, labels and groups to the host and count there;
-//   fused Adam: the update as ~12 elementwise ops per parameter tensor.
+//   fused Adam: the update as ~12 elementwise ops per parameter tensor;
+//   nonfinite check (the trainer's NaN/Inf guard over the loss and every gradient): per tensor,
+//       sum(g * 0) (NaN iff g holds a NaN or Inf) accumulated into one scalar on the device, as a
+//       per-tensor isfinite().all() would do; a second line puts the check beside the Adam step
+//       it guards, to show what leaving it on costs.
 #include "bench/command.h"
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "ffr/numeric_guard.h"
 #include "kernels/elementwise.h"
 #include "kernels/group_cross_entropy.h"
 #include "kernels/reduce.h"
@@ -186,6 +191,26 @@ void bench_adam(const KernelBenchOptions& o, Device device, int iters) {
   });
   report("adam step (coupled L2)", "P=" + std::to_string(o.params) + " in " + std::to_string(tensors) + " tensors",
          fused, unfused);
+
+  // The NaN/Inf guard over the loss and the same gradients (ffr/numeric_guard.h).
+  std::vector<Tensor> checked{Tensor::full({}, 1.5, DType::Float32, device)};
+  std::vector<std::string> names{"loss"};
+  for (size_t k = 0; k < params.size(); ++k) {
+    checked.push_back(params[k].grad());
+    names.push_back(std::to_string(k));
+  }
+  NumericGuard guard(names, device);
+  int64_t step = 0;
+  const double check = time_ms(device, iters, [&] { guard.check(checked, ++step); });
+  Tensor any_bad = Tensor::zeros({}, DType::Float32, device);
+  const double composed_check = time_ms(device, iters, [&] {
+    for (const Tensor& t : checked) add_(any_bad, sum(mul_scalar(t, 0.0)));
+  });
+  FFR_CHECK(!guard.wait().has_value(), "kernel-bench: the guard saw a NaN/Inf in finite inputs");
+  report("nonfinite check (loss + grads)", "P=" + std::to_string(o.params) + " in " + std::to_string(tensors) + " tensors",
+         check, composed_check);
+  std::printf("%-32s %-30s %10.3f %12.3f %9.1f%%\n", "  check beside the adam step", "(check ms, adam ms, share)",
+              check, fused, 100.0 * check / fused);
 }
 
 void run_kernel_bench(KernelBenchOptions o) {

@@ -1,12 +1,15 @@
 // `ffr-bench run`: one experiment configuration over several seeds, each into <out>/seed-<s>/,
 // then the WA/BA table (mean +- std over seeds). Flags are parsed into ffr::ExperimentConfig here;
 // ffr::run_experiment does the work. A seed whose folder already holds a completed run of the same
-// configuration is not rerun, so an interrupted command can simply be started again.
+// configuration is not rerun, and an unfinished one goes on from its last complete epoch
+// (ffr/resume_state.h), so an interrupted command can simply be started again; --restart throws
+// unfinished runs away instead.
 #include "bench/command.h"
 #include "bench/flag_checks.h"
 #include "bench/progress.h"
 #include "engine/error.h"
 #include "ffr/experiment.h"
+#include "ffr/run_folder.h"
 
 #include <cmath>
 #include <cstdio>
@@ -21,6 +24,7 @@ struct RunOptions {
   std::string augmentation = "none", method = "erm", stages = "full", synthetic = "balanced";
   std::vector<uint64_t> seeds{0};
   std::string out;
+  bool restart = false;
 };
 
 struct MeanAndStd {
@@ -93,6 +97,7 @@ void run(RunOptions& o) {
   for (uint64_t seed : o.seeds) {
     c.seed = seed;
     const std::string dir = (std::filesystem::path(o.out) / ("seed-" + std::to_string(seed))).string();
+    if (o.restart && !has_result(dir) && std::filesystem::exists(dir)) RunFolder(dir).start_fresh();
     const bool done = has_result(dir);
     results.push_back(run_experiment(c, dir, progress_printer("seed " + std::to_string(seed))));
     if (!done) end_progress_line();
@@ -156,6 +161,8 @@ void setup(CLI::App& sub) {
   sub.add_option("--max-train-samples", c.max_train_samples,
                  "cap on each training list, kept in group proportion (0: no cap)")
       ->check(non_negative())->capture_default_str();
+  sub.add_flag("--restart", o->restart,
+               "start unfinished runs over instead of resuming them from their last complete epoch");
   sub.callback([o] { run(*o); });
 }
 

@@ -30,6 +30,13 @@ class OutOfMemoryError : public Error {
   size_t free_bytes;
 };
 
+// Training diverged: a NaN or Inf in the loss or a gradient. The message names the step and the
+// first layer where it appeared.
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
 // The op being run on this thread ("matmul([2,3], [3,4])"), or "" outside any op.
 const std::string& current_op_description();
 

@@ -6,18 +6,22 @@
 
 #include "data/manifest.h"
 #include "engine/error.h"
+#include "engine/fault_injection.h"
 #include "engine/rng.h"
 #include "engine/settings.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
+#include "ffr/resume_state.h"
 #include "ffr/run_folder.h"
 #include "ffr/stages.h"
 #include "layers/model_zoo.h"
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -62,6 +66,30 @@ void check_validation_split(const ExperimentConfig& config, const data::Manifest
                                       y, ", b=", b, ") has ", counts[size_t(g)], " at bias ratio ", config.bias_ratio));
     }
   }
+}
+
+// The folder's resume file, when it holds an unfinished run of this very experiment; nullopt when
+// there is none. Anything else there is refused, naming the file: a run of another configuration
+// (resuming it would mix two experiments) or a file this build cannot read.
+std::optional<ResumeState> read_resume_state(const RunFolder& folder, const ExperimentConfig& config,
+                                             const std::vector<StagePlan>& stages) {
+  const std::string path = folder.path(kResumeFile);
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  const std::string start_over = "; delete it (or run with --restart) to start over";
+  ResumeState state;
+  try {
+    state = load_resume_state(path);
+  } catch (const InputError& e) {
+    throw InputError(e.what() + start_over);
+  }
+  if (!same_experiment(config_from_json(state.config_json, path + " (metadata config)"), config)) {
+    throw InputError(path + ": holds an unfinished run of another configuration" + start_over);
+  }
+  if (state.stage_index >= int64_t(stages.size()) || stages[size_t(state.stage_index)].name != state.stage_name) {
+    throw InputError(detail::concat(path, ": saved in stage '", state.stage_name, "' (index ", state.stage_index,
+                                    "), which this configuration does not have", start_over));
+  }
+  return state;
 }
 
 }  // namespace
@@ -170,7 +198,16 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   std::unique_ptr<Classifier> model = make_model(config.model, manifest.info.num_classes(), init_rng, image_size);
   model->to(device);
 
-  folder.start_fresh();
+  // An unfinished run of this experiment goes on from its last complete epoch; anything else
+  // starts over.
+  std::optional<ResumeState> resume = read_resume_state(folder, config, stages);
+  if (resume) {
+    model->load_state_dict(resume->model, folder.path(kResumeFile));  // checked before the folder changes
+    folder.remove_temporary_files();
+    folder.write_metrics(resume->metrics);  // lines of an epoch after the resume point go
+  } else {
+    folder.start_fresh();
+  }
   folder.write_config(config);
 
   CheckpointInfo checkpoint{model->architecture(), model->num_classes(), image_size,
@@ -190,6 +227,21 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   loader.workers = config.loader_workers;
   RunClock clock;
   for (const StagePlan& s : stages) clock.total_steps += stage_steps_per_epoch(s, config.batch_size) * s.epochs;
+  const double seconds_before = resume ? resume->seconds : 0.0;
+  if (resume) clock.steps_done = resume->steps_done;
+  auto seconds_so_far = [&] {
+    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  // The resume point, rewritten after every epoch.
+  size_t stage_index = 0;
+  std::vector<int64_t> finished_best_epochs;  // of the stages before stage_index
+  std::vector<EpochMetrics> history = resume ? resume->metrics : std::vector<EpochMetrics>{};
+  std::string last_good = resume ? detail::concat(kResumeFile, " (", resume->stage_name, ", epoch ",
+                                                  resume->stage.epochs_done, ")")
+                                 : std::string();
+  int64_t epochs_saved_here = 0;
+
   TrainingContext context;
   context.manifest = &manifest;
   context.groups = &groups;
@@ -201,24 +253,66 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   context.groupdro_step_size = config.groupdro_step_size;
   context.groupdro_adjustment = config.groupdro_adjustment;
   context.progress = progress;
-  context.on_epoch = [&](const EpochMetrics& m) { folder.append_metrics(m); };
+  context.on_epoch = [&](const EpochMetrics& m) {
+    history.push_back(m);
+    folder.append_metrics(m);
+  };
   context.on_new_best = [&](const Classifier& m, const EpochMetrics& e) {
     save_best(m, e.stage, e.epoch, e.val_worst_group_accuracy);
   };
+  context.on_epoch_complete = [&](const Classifier& m, const StageProgress& p) {
+    ResumeState state;
+    state.config_json = config_to_json(config);
+    state.stage_index = int64_t(stage_index);
+    state.stage_name = stages[stage_index].name;
+    state.model = m.state_dict();
+    state.stage = p;
+    state.finished_best_epochs = finished_best_epochs;
+    state.metrics = history;
+    state.steps_done = clock.steps_done;
+    state.seconds = seconds_so_far();
+    save_resume_state(folder.path(kResumeFile), state);
+    last_good = detail::concat(kResumeFile, " (", state.stage_name, ", epoch ", p.epochs_done, ")");
+    if (fault::active() && fault::plan().kill_after_epoch == ++epochs_saved_here) {
+      fault::kill_process(detail::concat("kill-after-epoch=", epochs_saved_here, ", after writing ", last_good));
+    }
+  };
   context.clock = &clock;
+
+  // A failure while training leaves the folder resumable; the message says from where.
+  auto resume_note = [&] {
+    return last_good.empty()
+               ? std::string(" (no epoch had completed: a rerun starts over)")
+               : " (the run folder keeps the last good state, " + last_good + ", and " + kCheckpointFile +
+                     "; the same command resumes from there)";
+  };
 
   ExperimentResult result;
   result.config = config;
-  for (size_t i = 0; i < stages.size(); ++i) {
-    const StageOutcome outcome = train_stage(*model, stages[i], context);
-    // The next stage (and the final evaluation) starts from this stage's selected epoch.
-    model->load_state_dict(outcome.best_state, stages[i].name + " (best epoch)");
-    if (i + 1 < stages.size()) {
-      result.stage1_best_epoch = outcome.best_epoch;
-    } else {
-      result.best_epoch = outcome.best_epoch;
-      result.val = outcome.best_val;
+  try {
+    for (stage_index = 0; stage_index < stages.size(); ++stage_index) {
+      const StagePlan& plan = stages[stage_index];
+      StageOutcome outcome;
+      if (resume && int64_t(stage_index) < resume->stage_index) {
+        outcome.best_epoch = resume->finished_best_epochs[stage_index];  // trained before the interruption
+      } else {
+        const bool resumed_here = resume && int64_t(stage_index) == resume->stage_index;
+        outcome = train_stage(*model, plan, context, resumed_here ? &resume->stage : nullptr);
+        // The next stage (and the final evaluation) starts from this stage's selected epoch.
+        model->load_state_dict(outcome.best_state, plan.name + " (best epoch)");
+      }
+      finished_best_epochs.push_back(outcome.best_epoch);
+      if (stage_index + 1 < stages.size()) {
+        result.stage1_best_epoch = outcome.best_epoch;
+      } else {
+        result.best_epoch = outcome.best_epoch;
+        result.val = outcome.best_val;
+      }
     }
+  } catch (const NumericalError& e) {
+    throw NumericalError(folder.dir() + ": " + e.what() + resume_note());
+  } catch (const OutOfMemoryError& e) {
+    throw OutOfMemoryError(folder.dir() + ": " + e.what() + resume_note(), e.requested_bytes, e.free_bytes);
   }
 
   const EvalOptions eval{device, loader, config.batch_size};
@@ -233,10 +327,12 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   // The checkpoint is exactly the evaluated model (the DFR head included).
   save_best(*model, last_stage, result.best_epoch, result.val.worst_group_accuracy);
 
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = seconds_so_far();
   result.device = describe_device(device);
   folder.write_groups(result, manifest.info);
-  folder.write_result(result);  // last: its presence marks the run complete
+  folder.write_result(result);  // its presence marks the run complete
+  std::error_code ignored;
+  std::filesystem::remove(folder.path(kResumeFile), ignored);  // the completed run no longer needs it
   return result;
 }
 

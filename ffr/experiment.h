@@ -98,9 +98,14 @@ using ProgressCallback = std::function<void(const Progress&)>;
 // result.json (written last, atomically: its presence means the run is complete).
 //
 // A folder holding a completed run of the same experiment (same_experiment) is not rerun: its
-// result is returned. A completed run of another configuration is refused (InputError). A folder
-// without result.json (a killed run) is cleaned (only the files a run writes are removed) and the
-// run starts over.
+// result is returned. A completed run of another configuration is refused (InputError). An
+// unfinished run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
+// (resume.safetensors, ffr/resume_state.h); one of another configuration is refused. A folder
+// without result.json or resume.safetensors is cleaned (only the files a run writes are removed)
+// and the run starts over.
+//
+// Errors while training: NumericalError (NaN/Inf: the step and first layer) and OutOfMemoryError
+// name the folder and what a rerun would resume from.
 //
 // Model selection: after each epoch, WA on the real validation split; the epoch with the highest
 // WA is kept (ties: the higher BA, then the earlier epoch). Methods, stages and groups follow
@@ -124,5 +129,8 @@ inline constexpr const char* kMetricsFile = "metrics.jsonl";
 inline constexpr const char* kGroupsFile = "groups.csv";
 inline constexpr const char* kCheckpointFile = "best.safetensors";
 inline constexpr const char* kResultFile = "result.json";
+// An unfinished run's state after its last complete epoch (ffr/resume_state.h); removed once the
+// run completes.
+inline constexpr const char* kResumeFile = "resume.safetensors";
 
 }  // namespace ffr

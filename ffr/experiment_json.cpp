@@ -174,6 +174,41 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
   return r;
 }
 
+std::string split_metrics_to_json(const SplitMetrics& metrics) { return metrics_json(metrics).dump(); }
+
+SplitMetrics split_metrics_from_json(const std::string& text, const std::string& source) {
+  return metrics_from_json(parse(text, source), source);
+}
+
+std::string epoch_metrics_to_json(const EpochMetrics& m) {
+  const json line = {{"stage", m.stage},
+                     {"epoch", m.epoch},
+                     {"train_loss", number(m.train_loss)},
+                     {"val_worst_group_accuracy", number(m.val_worst_group_accuracy)},
+                     {"val_balanced_accuracy", number(m.val_balanced_accuracy)},
+                     {"seconds", m.seconds},
+                     {"images_per_second", m.images_per_second},
+                     {"best", m.best}};
+  return line.dump();
+}
+
+EpochMetrics epoch_metrics_from_json(const std::string& text, const std::string& source) {
+  const json doc = parse(text, source);
+  if (!doc.is_object() || !doc.contains("stage") || !doc.contains("epoch")) {
+    throw InputError(source + ": not a metrics line (expected 'stage' and 'epoch')");
+  }
+  EpochMetrics m;
+  read_key(doc, "stage", m.stage, source);
+  read_key(doc, "epoch", m.epoch, source);
+  read_key(doc, "train_loss", m.train_loss, source);
+  read_key(doc, "val_worst_group_accuracy", m.val_worst_group_accuracy, source);
+  read_key(doc, "val_balanced_accuracy", m.val_balanced_accuracy, source);
+  read_key(doc, "seconds", m.seconds, source);
+  read_key(doc, "images_per_second", m.images_per_second, source);
+  read_key(doc, "best", m.best, source);
+  return m;
+}
+
 bool same_experiment(const ExperimentConfig& a, const ExperimentConfig& b) {
   json ja = config_json(a), jb = config_json(b);
   ja.erase("loader_workers");

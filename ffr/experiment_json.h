@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ffr/experiment.h"
+#include "ffr/trainer.h"
 
 #include <string>
 
@@ -16,6 +17,14 @@ ExperimentConfig config_from_json(const std::string& text, const std::string& so
 
 std::string result_to_json(const ExperimentResult& result);
 ExperimentResult result_from_json(const std::string& text, const std::string& source);
+
+// One split's metrics (as in result.json), one line: the resume file's record of the best epoch.
+std::string split_metrics_to_json(const SplitMetrics& metrics);
+SplitMetrics split_metrics_from_json(const std::string& text, const std::string& source);
+
+// One metrics.jsonl line (no newline); a non-finite number is written as null and read as NaN.
+std::string epoch_metrics_to_json(const EpochMetrics& metrics);
+EpochMetrics epoch_metrics_from_json(const std::string& text, const std::string& source);
 
 // True when the two configurations describe the same experiment (execution details that do not
 // change the numbers, such as loader_workers, are ignored).

@@ -19,7 +19,7 @@ namespace ffr {
 
 namespace {
 
-const char* const kRunFiles[] = {kConfigFile, kMetricsFile, kGroupsFile, kCheckpointFile, kResultFile};
+const char* const kRunFiles[] = {kConfigFile, kMetricsFile, kGroupsFile, kCheckpointFile, kResultFile, kResumeFile};
 
 // write_file_atomically's temp names: ".<name>.tmp.<pid>.<n>".
 bool is_temp_of_run_file(const std::string& name) {
@@ -48,6 +48,11 @@ void RunFolder::start_fresh() const {
   fs::create_directories(dir_, ec);
   if (ec) throw InputError(dir_ + ": cannot create the run folder: " + ec.message());
   for (const char* file : kRunFiles) fs::remove(path(file), ec);
+  remove_temporary_files();
+}
+
+void RunFolder::remove_temporary_files() const {
+  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_)) {
     if (is_temp_of_run_file(entry.path().filename().string())) fs::remove(entry.path(), ec);
   }
@@ -58,21 +63,18 @@ void RunFolder::write_config(const ExperimentConfig& config) const {
 }
 
 void RunFolder::append_metrics(const EpochMetrics& m) const {
-  auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  const nlohmann::json line = {{"stage", m.stage},
-                               {"epoch", m.epoch},
-                               {"train_loss", number(m.train_loss)},
-                               {"val_worst_group_accuracy", number(m.val_worst_group_accuracy)},
-                               {"val_balanced_accuracy", number(m.val_balanced_accuracy)},
-                               {"seconds", m.seconds},
-                               {"images_per_second", m.images_per_second},
-                               {"best", m.best}};
   const std::string file = path(kMetricsFile);
   std::FILE* f = std::fopen(file.c_str(), "a");
   if (!f) throw Error(file + ": cannot open for appending: " + std::strerror(errno));
-  const std::string text = line.dump() + "\n";
+  const std::string text = epoch_metrics_to_json(m) + "\n";
   const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   if (std::fclose(f) != 0 || !ok) throw Error(file + ": write failed: " + std::strerror(errno));
+}
+
+void RunFolder::write_metrics(const std::vector<EpochMetrics>& metrics) const {
+  std::string text;
+  for (const EpochMetrics& m : metrics) text += epoch_metrics_to_json(m) + "\n";
+  write_text_atomically(path(kMetricsFile), text);
 }
 
 std::string groups_csv(const ExperimentResult& result, const data::DatasetInfo& info) {

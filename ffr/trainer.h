@@ -4,6 +4,16 @@
 //
 // The step never reads the device: the loss is accumulated on the device and read once per epoch
 // with the validation counts; GroupDRO's weights stay on the device across steps and epochs.
+//
+// Divergence: after each backward pass one launch checks the loss and every gradient for NaN/Inf
+// (ffr/numeric_guard.h) and records the first bad step on the device; Adam skips its update once
+// that is set, so the weights stay those of the last finite step. The host looks at the record
+// without waiting (CPU: at once; CUDA: when its asynchronous copy has landed) and, at the latest,
+// at the epoch's end, before validation and before anything is written. A hit stops the stage with
+// a NumericalError naming the step and the first layer: the first layer whose forward output is
+// not finite (the step's batch is loaded again and replayed with a LayerProbe) when the loss is,
+// else the parameter nearest the loss whose gradient is not. The epoch's checkpoint is then never
+// written: the last good one stays.
 #pragma once
 
 #include "data/groups.h"
@@ -49,6 +59,22 @@ struct RunClock {
   int64_t steps_done = 0;
 };
 
+struct StageOutcome {
+  NamedTensors best_state;  // the selected epoch's state dict (device copies)
+  int64_t best_epoch = -1;  // 1-based
+  SplitMetrics best_val;
+};
+
+// Where a stage stands after `epochs_done` complete epochs: what resuming it needs
+// (ffr/resume_state.h). Given to TrainingContext::on_epoch_complete with live tensors (write them
+// before the next step); given back to train_stage to go on from there.
+struct StageProgress {
+  int64_t epochs_done = 0;
+  NamedTensors optimizer;  // Adam's state_tensors()
+  Tensor group_weights;    // GroupDRO's q; undefined for other methods
+  StageOutcome best;       // the best epoch so far
+};
+
 // What every stage of a run shares.
 struct TrainingContext {
   const data::Manifest* manifest = nullptr;
@@ -64,22 +90,24 @@ struct TrainingContext {
   std::function<void(const EpochMetrics&)> on_epoch;  // metrics.jsonl
   // A new best epoch: the model holds its weights now (best.safetensors).
   std::function<void(const Classifier&, const EpochMetrics&)> on_new_best;
+  // The epoch is complete (after on_new_best and on_epoch): the resume point. The model holds the
+  // epoch's weights.
+  std::function<void(const Classifier&, const StageProgress&)> on_epoch_complete;
   RunClock* clock = nullptr;
 };
 
-struct StageOutcome {
-  NamedTensors best_state;  // the selected epoch's state dict (device copies)
-  int64_t best_epoch = -1;  // 1-based
-  SplitMetrics best_val;
-};
 
 // Steps of one epoch of `plan` (for RunClock::total_steps).
 int64_t stage_steps_per_epoch(const StagePlan& plan, int64_t batch_size);
 
 // Trains `model` (already on the context's device) for plan.epochs epochs with a fresh Adam, and
 // returns the best epoch. The model is left at the last epoch's weights; load best_state to use
-// the selected one.
-StageOutcome train_stage(Classifier& model, const StagePlan& plan, const TrainingContext& context);
+// the selected one. With `resume`, the model already holds the weights after resume->epochs_done
+// epochs; the optimizer, GroupDRO weights and best epoch come from `resume`, and training goes on
+// with the next epoch's first batch. Throws NumericalError when the loss or a gradient goes
+// NaN/Inf (see the top of this file).
+StageOutcome train_stage(Classifier& model, const StagePlan& plan, const TrainingContext& context,
+                         const StageProgress* resume = nullptr);
 
 // Epoch selection: higher val WA wins; on equal WA, higher BA; on equal both, the earlier epoch.
 bool better_epoch(const SplitMetrics& candidate, const SplitMetrics& incumbent);

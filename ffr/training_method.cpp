@@ -50,6 +50,15 @@ TrainingLoss::TrainingLoss(TrainingMethod method, const TrainingGroups& groups, 
   if (dro.adjustment != 0.0) config_.group_sizes = Tensor::from_vector(sizes, {groups.num_groups}, DType::Float32, device);
 }
 
+void TrainingLoss::load_group_weights(const Tensor& q) {
+  if (!q_.defined()) throw InputError("saved GroupDRO weights given to a run whose method is not GroupDRO");
+  if (!q.defined() || q.shape() != q_.shape()) {
+    throw InputError(detail::concat("saved GroupDRO weights are ", q.defined() ? q.str() : "missing",
+                                    ", the run has ", q_.numel(), " groups"));
+  }
+  q_.copy_(q);
+}
+
 Tensor TrainingLoss::operator()(const Tensor& logits, const Tensor& labels, const Tensor& group_ids) {
   if (config_.mode == GroupLoss::Mean) return group_weighted_cross_entropy(logits, labels, Tensor(), Tensor(), config_);
   return group_weighted_cross_entropy(logits, labels, group_ids, q_, config_);

@@ -47,6 +47,8 @@ class TrainingLoss {
 
   // GroupDRO's current weights q [G] (float32 on the device); undefined for other methods.
   const Tensor& group_weights() const { return q_; }
+  // Puts saved weights back (a resumed run); InputError when their shape is not q's.
+  void load_group_weights(const Tensor& q);
   bool uses_source_groups() const { return with_source_; }
 
  private:

@@ -4,6 +4,8 @@
 #include "engine/bfloat16.h"
 #include "engine/error.h"
 
+#include <type_traits>
+
 namespace ffr {
 
 namespace {
@@ -20,11 +22,17 @@ void write_from_double<bfloat16>(bfloat16* p, int64_t i, double v) { p[i] = floa
 template <>
 void write_from_double<float>(float* p, int64_t i, double v) { p[i] = float(v); }
 
+// Integers convert directly (through double, an int64 above 2^53 would lose its low bits);
+// everything else goes through double.
 template <typename Src, typename Dst>
 void convert_typed(const void* src, void* dst, int64_t n) {
   const Src* s = static_cast<const Src*>(src);
   Dst* d = static_cast<Dst*>(dst);
-  for (int64_t i = 0; i < n; ++i) write_from_double<Dst>(d, i, read_as_double<Src>(s, i));
+  if constexpr (std::is_integral_v<Src> && std::is_integral_v<Dst>) {
+    for (int64_t i = 0; i < n; ++i) d[i] = Dst(s[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) write_from_double<Dst>(d, i, read_as_double<Src>(s, i));
+  }
 }
 
 template <typename Src>

@@ -2,6 +2,8 @@
 #include "kernels/convert.h"
 #include "kernels/cuda/dispatch.cuh"
 
+#include <type_traits>
+
 namespace ffr {
 
 namespace {
@@ -18,8 +20,14 @@ template <> __device__ __forceinline__ void store_double<__nv_bfloat16>(__nv_bfl
 
 template <typename Src, typename Dst>
 __global__ void convert_kernel(const Src* src, Dst* dst, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store_double<Dst>(dst, i, load_double<Src>(src, i));
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    // Integers convert directly (an int64 above 2^53 would lose its low bits through double).
+    if constexpr (std::is_integral_v<Src> && std::is_integral_v<Dst>) {
+      dst[i] = Dst(src[i]);
+    } else {
+      store_double<Dst>(dst, i, load_double<Src>(src, i));
+    }
+  }
 }
 
 template <typename F>

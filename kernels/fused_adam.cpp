@@ -30,7 +30,8 @@ AdamStepCoefficients<double> adam_step_coefficients(const AdamHyperParameters& h
 // ---- CPU reference ----
 
 void fused_adam_cpu(const AdamChunk* chunks, int64_t num_chunks, DType dtype,
-                    const AdamStepCoefficients<double>& coefficients) {
+                    const AdamStepCoefficients<double>& coefficients, const int64_t* skip_if_set) {
+  if (skip_if_set != nullptr && *skip_if_set != kNoNonFinite) return;
   dispatch_cpu_floating(dtype, "fused_adam", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const AdamStepCoefficients<T> c = cast_coefficients<T>(coefficients);
@@ -117,19 +118,28 @@ FusedAdamPlan::FusedAdamPlan(const std::vector<AdamTensors>& tensors) : key_(key
 
 bool FusedAdamPlan::matches(const std::vector<AdamTensors>& tensors) const { return key_of(tensors) == key_; }
 
-void fused_adam_step(const FusedAdamPlan& plan, const AdamHyperParameters& hyper, int64_t step) {
+void fused_adam_step(const FusedAdamPlan& plan, const AdamHyperParameters& hyper, int64_t step,
+                     const Tensor& skip_if_set) {
   if (plan.num_chunks() == 0) return;
   OpScope scope("fused_adam(" + std::to_string(plan.num_tensors()) + " tensors, " + std::to_string(plan.numel()) +
                 " elements, " + plan.device().str() + ")");
   NvtxRange range("fused_adam");
   const AdamStepCoefficients<double> coefficients = adam_step_coefficients(hyper, step);
+  const int64_t* skip = nullptr;
+  if (skip_if_set.defined()) {
+    FFR_CHECK(skip_if_set.dtype() == DType::Int64 && skip_if_set.numel() == 1 &&
+                  skip_if_set.device() == plan.device(),
+              "fused_adam: the skip guard must be a one-element int64 tensor on ", plan.device().str(), ", got ",
+              skip_if_set.str());
+    skip = skip_if_set.data<int64_t>();
+  }
 #ifdef FFR_WITH_CUDA
   if (plan.device().is_cuda()) {
-    fused_adam_cuda(plan.device_chunks().raw_data(), plan.num_chunks(), coefficients);
+    fused_adam_cuda(plan.device_chunks().raw_data(), plan.num_chunks(), coefficients, skip);
     return;
   }
 #endif
-  fused_adam_cpu(plan.host_chunks().data(), plan.num_chunks(), plan.dtype(), coefficients);
+  fused_adam_cpu(plan.host_chunks().data(), plan.num_chunks(), plan.dtype(), coefficients, skip);
 }
 
 }  // namespace ffr

@@ -13,8 +13,11 @@ __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_c
 
 // Multi-tensor apply: block b sweeps chunks b, b + grid, ... The update is memory-bound (4 loads,
 // 3 stores per element), so aligned chunks move float4s; a chunk's unaligned tail (a tensor whose
-// size is not a multiple of 4) or a misaligned view takes the scalar loop.
-__global__ void fused_adam_kernel(const AdamChunk* chunks, int64_t num_chunks, AdamStepCoefficients<float> c) {
+// size is not a multiple of 4) or a misaligned view takes the scalar loop. The guard is read once
+// per thread; the check that wrote it ran before on the same stream, so every thread sees one value.
+__global__ void fused_adam_kernel(const AdamChunk* chunks, int64_t num_chunks, AdamStepCoefficients<float> c,
+                                  const int64_t* skip_if_set) {
+  if (skip_if_set != nullptr && *skip_if_set != kNoNonFinite) return;
   for (int64_t k = blockIdx.x; k < num_chunks; k += gridDim.x) {
     const AdamChunk chunk = chunks[k];
     float* p = static_cast<float*>(chunk.param);
@@ -45,11 +48,12 @@ __global__ void fused_adam_kernel(const AdamChunk* chunks, int64_t num_chunks, A
 
 }  // namespace
 
-void fused_adam_cuda(const void* device_chunks, int64_t num_chunks, const AdamStepCoefficients<double>& coefficients) {
+void fused_adam_cuda(const void* device_chunks, int64_t num_chunks, const AdamStepCoefficients<double>& coefficients,
+                     const int64_t* skip_if_set) {
   if (num_chunks == 0) return;
   const unsigned grid = unsigned(num_chunks < 65535 * 8 ? num_chunks : 65535 * 8);
   fused_adam_kernel<<<grid, kThreads, 0, cuda::stream()>>>(static_cast<const AdamChunk*>(device_chunks), num_chunks,
-                                                           cast_coefficients<float>(coefficients));
+                                                           cast_coefficients<float>(coefficients), skip_if_set);
   FFR_CUDA_CHECK_LAUNCH();
 }
 

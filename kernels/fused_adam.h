@@ -12,10 +12,15 @@
 // step, so a step costs one launch and no host-to-device traffic. The step count t is a host
 // integer (the host issues the steps); the bias corrections are computed from it on the host, so
 // nothing is ever read back from the device.
+//
+// Guard: given a non-finite status (kernels/nonfinite_check.h), a step whose status is set
+// (!= kNoNonFinite) leaves every parameter and moment as it was. The CUDA kernel reads the status
+// on the device, so a poisoned update is skipped without the host waiting for the check.
 #pragma once
 
 #include "engine/host_device.h"
 #include "engine/tensor.h"
+#include "kernels/nonfinite_check.h"
 
 #include <cmath>
 #include <cstdint>
@@ -118,14 +123,18 @@ class FusedAdamPlan {
   DType dtype_ = DType::Float32;
 };
 
-// One Adam/AdamW step (t = `step`, counting from 1) over every tensor of the plan.
-void fused_adam_step(const FusedAdamPlan& plan, const AdamHyperParameters& hyper, int64_t step);
+// One Adam/AdamW step (t = `step`, counting from 1) over every tensor of the plan. `skip_if_set`:
+// undefined (no guard), or a one-element int64 status on the plan's device; when it holds
+// anything but kNoNonFinite the step changes nothing.
+void fused_adam_step(const FusedAdamPlan& plan, const AdamHyperParameters& hyper, int64_t step,
+                     const Tensor& skip_if_set = Tensor());
 
 // Launchers. CPU: `chunks` on the host, float32 or float64. CUDA: `device_chunks` is a device
-// array of `num_chunks` AdamChunk, float32.
+// array of `num_chunks` AdamChunk, float32. `skip_if_set`: nullptr (no guard) or the status, on
+// the host for the CPU and on the device for CUDA.
 void fused_adam_cpu(const AdamChunk* chunks, int64_t num_chunks, DType dtype,
-                    const AdamStepCoefficients<double>& coefficients);
-void fused_adam_cuda(const void* device_chunks, int64_t num_chunks,
-                     const AdamStepCoefficients<double>& coefficients);
+                    const AdamStepCoefficients<double>& coefficients, const int64_t* skip_if_set = nullptr);
+void fused_adam_cuda(const void* device_chunks, int64_t num_chunks, const AdamStepCoefficients<double>& coefficients,
+                     const int64_t* skip_if_set = nullptr);
 
 }  // namespace ffr

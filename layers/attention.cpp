@@ -5,6 +5,7 @@
 #include "kernels/attention.h"
 #include "kernels/permute.h"
 #include "kernels/slice.h"
+#include "layers/layer_probe.h"
 
 namespace ffr {
 
@@ -23,7 +24,8 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x) const {
   Tensor q = slice(qkv, 0, 0, 1).reshape(per_head);
   Tensor k = slice(qkv, 0, 1, 2).reshape(per_head);
   Tensor v = slice(qkv, 0, 2, 3).reshape(per_head);
-  Tensor attended = scaled_dot_product_attention(q, k, v);  // [B, heads, T, head_dim]
+  // The attention core is probed as this module (between its qkv and proj layers).
+  Tensor attended = probe_output(*this, q, scaled_dot_product_attention(q, k, v));  // [B, heads, T, head_dim]
   return proj_->forward(permute(attended, {0, 2, 1, 3}).reshape({batch, tokens, dim_}));
 }
 

@@ -2,6 +2,7 @@
 
 #include "engine/nvtx.h"
 #include "kernels/batch_norm.h"
+#include "layers/layer_probe.h"
 #include "layers/init.h"
 
 namespace ffr {
@@ -18,7 +19,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_
 
 Tensor Conv2d::forward(const Tensor& x) const {
   NvtxRange range("Conv2d");
-  return conv2d(x, weight, bias, params_);
+  return probe_output(*this, x, conv2d(x, weight, bias, params_));
 }
 
 BatchNorm2d::BatchNorm2d(int64_t channels, double momentum, double eps) : momentum_(momentum), eps_(eps) {
@@ -37,8 +38,11 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     // written from the host count rather than read back from the device.
     num_batches_tracked.fill_(double(++batches_tracked_));
   }
-  return batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_);
+  return probe_output(*this, x,
+                      batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_));
 }
+
+void BatchNorm2d::on_state_loaded() { batches_tracked_ = int64_t(num_batches_tracked.item()); }
 
 void BatchNorm2d::set_frozen(bool frozen, bool freeze_affine) {
   frozen_ = frozen;

@@ -29,6 +29,8 @@ class BatchNorm2d : public Module {
   // `freeze_affine` the scale and shift stop learning too.
   void set_frozen(bool frozen, bool freeze_affine);
   bool frozen() const { return frozen_; }
+  // The host counter follows a loaded num_batches_tracked (a resumed run goes on counting).
+  void on_state_loaded() override;
 
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 

@@ -2,6 +2,7 @@
 
 #include "engine/nvtx.h"
 #include "kernels/layer_norm.h"
+#include "layers/layer_probe.h"
 
 namespace ffr {
 
@@ -12,7 +13,7 @@ LayerNorm::LayerNorm(int64_t dim, double eps) : eps_(eps) {
 
 Tensor LayerNorm::forward(const Tensor& x) const {
   NvtxRange range("LayerNorm");
-  return layer_norm(x, weight, bias, eps_);
+  return probe_output(*this, x, layer_norm(x, weight, bias, eps_));
 }
 
 }  // namespace ffr

@@ -4,6 +4,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "layers/init.h"
+#include "layers/layer_probe.h"
 
 namespace ffr {
 
@@ -23,7 +24,7 @@ void Linear::reset(int64_t out_features, Rng& rng) {
 Tensor Linear::forward(const Tensor& x) const {
   NvtxRange range("Linear");
   Tensor y = matmul(x, weight, false, true);
-  return bias.defined() ? add(y, bias) : y;
+  return probe_output(*this, x, bias.defined() ? add(y, bias) : y);
 }
 
 }  // namespace ffr

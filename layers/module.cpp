@@ -93,6 +93,14 @@ std::vector<Module*> Module::modules() {
   return out;
 }
 
+std::vector<std::pair<std::string, const Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, const Module*>> out{{"", this}};
+  for (const auto& [name, child] : children_) {
+    for (auto& [below, m] : child->named_modules()) out.emplace_back(below.empty() ? name : name + "." + below, m);
+  }
+  return out;
+}
+
 void Module::cast(DType dtype) {
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect_slots("", true, slots);
@@ -150,6 +158,7 @@ void Module::load_state_dict(const NamedTensors& state, const std::string& sourc
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [name, t] : state) by_name[name] = &t;
   for (const auto& [name, slot] : slots) slot->copy_(*by_name.at(name));
+  for (Module* m : modules()) m->on_state_loaded();
 }
 
 }  // namespace ffr

@@ -45,8 +45,13 @@ class Module {
   // Casts floating parameters and buffers (float64 for gradient checks; bfloat16 copies).
   void cast(DType dtype);
   void zero_grad();
+  // Called on every module after load_state_dict has copied the values in: for host-side copies
+  // of a buffer (BatchNorm2d's batch counter).
+  virtual void on_state_loaded() {}
   // This module and all its descendants, depth first.
   std::vector<Module*> modules();
+  // The same, each with its qualified name ("" for this module, "layer1.0.conv1", ...).
+  std::vector<std::pair<std::string, const Module*>> named_modules() const;
 
  protected:
   Tensor& register_parameter(const std::string& name, Tensor& slot, Tensor value);

@@ -9,6 +9,7 @@
 #include "kernels/permute.h"
 #include "kernels/slice.h"
 #include "layers/init.h"
+#include "layers/layer_probe.h"
 
 namespace ffr {
 
@@ -36,7 +37,7 @@ Tensor PatchEmbedding::forward(const Tensor& images) const {
   Tensor patches = permute(images.reshape({batch, 3, rows, patch_, cols, patch_}), {0, 2, 4, 1, 3, 5})
                        .reshape({batch, rows * cols, 3 * patch_ * patch_});
   Tensor tokens = matmul(patches, proj_->weight.reshape({dim_, 3 * patch_ * patch_}), false, true);
-  return add(tokens, proj_->bias);
+  return probe_output(*this, images, add(tokens, proj_->bias));
 }
 
 // ---- blocks ----

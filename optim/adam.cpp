@@ -31,6 +31,12 @@ Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options, std::vect
   FFR_CHECK(options.eps >= 0 && options.weight_decay >= 0, "Adam eps and weight_decay must be >= 0");
 }
 
+void Adam::set_skip_guard(Tensor status) {
+  FFR_CHECK(!status.defined() || (status.dtype() == DType::Int64 && status.numel() == 1),
+            "Adam skip guard: a one-element int64 status, got ", status.str());
+  skip_guard_ = std::move(status);
+}
+
 FusedAdamPlan Adam::take_plan(std::vector<FusedAdamPlan>& previous, const std::vector<AdamTensors>& tensors) {
   for (FusedAdamPlan& plan : previous) {
     if (!plan.matches(tensors)) continue;
@@ -78,7 +84,7 @@ void Adam::step() {
   plans_.clear();
   for (const auto& [step, tensors] : by_step) {
     plans_.push_back(take_plan(previous, tensors));
-    fused_adam_step(plans_.back(), hyper, step);
+    fused_adam_step(plans_.back(), hyper, step, skip_guard_);
   }
   steps_taken_ += 1;
 }

@@ -30,6 +30,15 @@ class Adam : public Optimizer {
   NamedTensors state_tensors() const override;
   void load_state(const NamedTensors& state) override;
 
+  // Guard against non-finite updates: `status` is a non-finite status (kernels/nonfinite_check.h,
+  // e.g. NumericGuard::status()) on the parameters' device. Once it is set, every later step leaves
+  // parameters and moments as they are; on CUDA the kernel reads it on the device, so step() still
+  // never waits for the host. Per-parameter step counts and steps_taken() keep counting through
+  // skipped steps: the guard only freezes the model until the run stops, it does not make a
+  // skipped step as if it never happened. An undefined Tensor removes the guard.
+  void set_skip_guard(Tensor status);
+  const Tensor& skip_guard() const { return skip_guard_; }
+
   const AdamOptions& options() const { return options_; }
   // Updates this parameter has had (its t in the bias corrections).
   int64_t parameter_step(size_t index) const { return state_.at(index).step; }
@@ -55,6 +64,7 @@ class Adam : public Optimizer {
   // The plans the last step used (one per distinct step count; one in steady state). Plans hold
   // their buffers, so only those still in use are kept.
   std::vector<FusedAdamPlan> plans_;
+  Tensor skip_guard_;
 };
 
 class AdamW : public Adam {

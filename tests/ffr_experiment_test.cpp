@@ -24,15 +24,11 @@ using data::Augmentation;
 using data::testing::read_file;
 using data::testing::TempDir;
 using data::testing::write_file;
+using testing::lines_of;
+using testing::metrics_numbers;
+using testing::numbers_of;
 using testing::tiny_config;
 using testing::TinyDataSet;
-
-std::vector<std::string> lines_of(const std::filesystem::path& file) {
-  std::istringstream in(read_file(file));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 void expect_valid(const SplitMetrics& m, size_t groups, const std::string& what) {
   ASSERT_EQ(m.groups.size(), groups) << what;
@@ -40,25 +36,6 @@ void expect_valid(const SplitMetrics& m, size_t groups, const std::string& what)
   EXPECT_LE(m.balanced_accuracy, 1.0) << what;
   EXPECT_LE(m.worst_group_accuracy, m.balanced_accuracy) << what;
   for (const GroupAccuracy& g : m.groups) EXPECT_LE(g.correct, g.total) << what;
-}
-
-// The numbers of a result (not its timing), for comparing runs.
-std::string numbers_of(ExperimentResult r) {
-  r.seconds = 0;
-  r.device.clear();
-  return result_to_json(r);
-}
-
-// metrics.jsonl without the timing fields.
-std::vector<nlohmann::json> metrics_numbers(const std::filesystem::path& file) {
-  std::vector<nlohmann::json> out;
-  for (const std::string& line : lines_of(file)) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    j.erase("seconds");
-    j.erase("images_per_second");
-    out.push_back(j);
-  }
-  return out;
 }
 
 class FfrExperiment : public ::testing::Test {

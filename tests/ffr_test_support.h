@@ -6,14 +6,18 @@
 #include "data/sfmnist_build.h"
 #include "data_test_support.h"
 #include "ffr/experiment.h"
+#include "ffr/experiment_json.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace ffr::testing {
 
@@ -66,6 +70,32 @@ inline ExperimentConfig tiny_config(data::Augmentation augmentation, TrainingMet
   c.device = "cpu";
   c.loader_workers = 1;
   return c;
+}
+
+inline std::vector<std::string> lines_of(const std::filesystem::path& file) {
+  std::istringstream in(data::testing::read_file(file));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The numbers of a result (not its timing), for comparing runs.
+inline std::string numbers_of(ExperimentResult r) {
+  r.seconds = 0;
+  r.device.clear();
+  return result_to_json(r);
+}
+
+// metrics.jsonl without the timing fields.
+inline std::vector<nlohmann::json> metrics_numbers(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> out;
+  for (const std::string& line : lines_of(file)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    j.erase("images_per_second");
+    out.push_back(j);
+  }
+  return out;
 }
 
 #define FFR_REQUIRE_FASHION_MNIST()                                                          \

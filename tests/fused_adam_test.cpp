@@ -3,6 +3,7 @@
 #include "tests/testing.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace ffr {
 namespace {
@@ -119,6 +120,71 @@ TEST(FusedAdam, RejectsMismatchedTensors) {
   EXPECT_THROW(fused_adam_step(plan, AdamHyperParameters{}, 0), Error);  // t counts from 1
 }
 
+// Bitwise snapshot of a plan's tensors.
+std::vector<std::vector<unsigned char>> bytes_of(const std::vector<AdamTensors>& tensors) {
+  std::vector<std::vector<unsigned char>> out;
+  for (const AdamTensors& t : tensors) {
+    for (const Tensor* x : {&t.param, &t.exp_avg, &t.exp_avg_sq}) {
+      const Tensor host = x->cpu();
+      const unsigned char* b = static_cast<const unsigned char*>(host.raw_data());
+      out.emplace_back(b, b + host.nbytes());
+    }
+  }
+  return out;
+}
+
+// Two identical parameter sets with non-zero moments (a first step has run on both).
+std::pair<std::vector<AdamTensors>, std::vector<AdamTensors>> twin_states(DType dtype, Device device, Rng& rng) {
+  std::vector<AdamTensors> a, b;
+  for (const Shape& s : std::vector<Shape>{{3, 4}, {kAdamChunkElements + 5}, {1}}) {
+    Tensor p = random_tensor(s, rng, dtype).to(device), g = random_tensor(s, rng, dtype).to(device);
+    a.push_back(make_state(p, g));
+    b.push_back(make_state(p.clone(), g.clone()));
+  }
+  FusedAdamPlan pa(a), pb(b);
+  fused_adam_step(pa, AdamHyperParameters{}, 1);
+  fused_adam_step(pb, AdamHyperParameters{}, 1);
+  return {a, b};
+}
+
+void expect_guard_freezes_and_clean_status_changes_nothing(DType dtype, Device device) {
+  Rng rng(15);
+  auto [guarded, plain] = twin_states(dtype, device, rng);
+  AdamHyperParameters h;
+  h.lr = 0.05;
+  h.weight_decay = 0.01;
+  // A set status: nothing moves, not a bit.
+  Tensor status = make_nonfinite_status(device);
+  record_first_nonfinite(NonFiniteCheckPlan({Tensor::full({2}, std::nan(""), dtype, device)}), status, 7);
+  const auto before = bytes_of(guarded);
+  const FusedAdamPlan guarded_plan(guarded), plain_plan(plain);
+  fused_adam_step(guarded_plan, h, 2, status);
+  EXPECT_EQ(bytes_of(guarded), before);
+  // A clean status: the same bits as with no guard at all.
+  const auto plain_before = bytes_of(plain);
+  ASSERT_EQ(plain_before, before);
+  reset_nonfinite_status(status);
+  for (int64_t t = 2; t <= 4; ++t) {
+    fused_adam_step(guarded_plan, h, t, status);
+    fused_adam_step(plain_plan, h, t);
+  }
+  EXPECT_NE(bytes_of(guarded), before);
+  EXPECT_EQ(bytes_of(guarded), bytes_of(plain));
+}
+
+TEST(FusedAdam, GuardSetLeavesEverythingBitwiseUnchanged) {
+  expect_guard_freezes_and_clean_status_changes_nothing(DType::Float32, Device::cpu());
+  expect_guard_freezes_and_clean_status_changes_nothing(DType::Float64, Device::cpu());
+}
+
+TEST(FusedAdam, RejectsABadGuard) {
+  Rng rng(16);
+  Tensor p = random_tensor({4}, rng, DType::Float32);
+  FusedAdamPlan plan({make_state(p, p.clone())});
+  EXPECT_THROW(fused_adam_step(plan, AdamHyperParameters{}, 1, Tensor::zeros({1}, DType::Float32)), Error);
+  EXPECT_THROW(fused_adam_step(plan, AdamHyperParameters{}, 1, Tensor::zeros({2}, DType::Int64)), Error);
+}
+
 TEST(FusedAdamCuda, MatchesCpu) {
   FFR_REQUIRE_CUDA();
   Rng rng(14);
@@ -149,6 +215,16 @@ TEST(FusedAdamCuda, MatchesCpu) {
       expect_close(gpu[k].exp_avg_sq.cpu(), cpu[k].exp_avg_sq, 1e-5, 1e-9, "exp_avg_sq " + std::to_string(k));
     }
   }
+}
+
+TEST(FusedAdamCuda, GuardSetLeavesEverythingBitwiseUnchanged) {
+  FFR_REQUIRE_CUDA();
+  expect_guard_freezes_and_clean_status_changes_nothing(DType::Float32, Device::cuda(0));
+  // The guard must live where the parameters do.
+  Rng rng(17);
+  Tensor p = random_tensor({4}, rng, DType::Float32).cuda();
+  FusedAdamPlan plan({make_state(p, p.clone())});
+  EXPECT_THROW(fused_adam_step(plan, AdamHyperParameters{}, 1, make_nonfinite_status(Device::cpu())), Error);
 }
 
 TEST(FusedAdamCuda, RejectsNonFloat32Parameters) {

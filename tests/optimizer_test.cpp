@@ -2,6 +2,7 @@
 #include "engine/error.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
+#include "kernels/nonfinite_check.h"
 #include "optim/adam.h"
 #include "optim/schedule.h"
 #include "tests/testing.h"
@@ -197,6 +198,56 @@ TEST(Optimizer, RejectsBadParameters) {
   EXPECT_THROW(adam.step(), Error);  // grad shape differs from the parameter's
 }
 
+TEST(Optimizer, SkipGuardFreezesParametersAndStateButCountsSteps) {
+  Rng rng(27);
+  Tensor a = parameter({4, 3}, rng), b = parameter({5}, rng);
+  Tensor a2 = a.detach().clone().set_requires_grad(true), b2 = b.detach().clone().set_requires_grad(true);
+  Adam guarded({a, b}), plain({a2, b2});
+  Tensor status = make_nonfinite_status(Device::cpu());
+  guarded.set_skip_guard(status);
+  auto set_grads = [&](int step) {
+    Rng g(100 + uint64_t(step));
+    const Tensor ga = random_tensor(a.shape(), g, DType::Float32), gb = random_tensor(b.shape(), g, DType::Float32);
+    a.set_grad(ga);
+    b.set_grad(gb);
+    a2.set_grad(ga.clone());
+    b2.set_grad(gb.clone());
+  };
+  // A clean status: exactly the unguarded update.
+  for (int step = 0; step < 3; ++step) {
+    set_grads(step);
+    guarded.step();
+    plain.step();
+  }
+  EXPECT_EQ(a.to_vector<float>(), a2.to_vector<float>());
+  EXPECT_EQ(b.to_vector<float>(), b2.to_vector<float>());
+  // A set status: parameters and moments stay as they are; the step counts go on.
+  status.data<int64_t>()[0] = encode_nonfinite_key(3, 1);
+  const NamedTensors before = guarded.state_tensors();
+  std::vector<std::vector<float>> moments;
+  for (const auto& [name, t] : before)
+    if (t.dtype() == DType::Float32) moments.push_back(t.to_vector<float>());
+  const std::vector<float> a_before = a.to_vector<float>(), b_before = b.to_vector<float>();
+  for (int step = 3; step < 5; ++step) {
+    set_grads(step);
+    guarded.step();
+  }
+  EXPECT_EQ(a.to_vector<float>(), a_before);
+  EXPECT_EQ(b.to_vector<float>(), b_before);
+  size_t m = 0;
+  for (const auto& [name, t] : guarded.state_tensors())
+    if (t.dtype() == DType::Float32) EXPECT_EQ(t.to_vector<float>(), moments[m++]) << name;
+  EXPECT_EQ(m, moments.size());
+  EXPECT_EQ(guarded.parameter_step(0), 5);
+  EXPECT_EQ(guarded.steps_taken(), 5);
+  // No guard: updates again.
+  guarded.set_skip_guard(Tensor());
+  guarded.step();
+  EXPECT_NE(a.to_vector<float>(), a_before);
+  EXPECT_THROW(guarded.set_skip_guard(Tensor::zeros({1}, DType::Float32)), Error);
+  EXPECT_THROW(guarded.set_skip_guard(Tensor::zeros({2}, DType::Int64)), Error);
+}
+
 TEST(Optimizer, ConstantAndCosineSchedules) {
   const LearningRateSchedule constant = LearningRateSchedule::constant(0.1);
   EXPECT_EQ(constant.at(0), 0.1);
@@ -246,6 +297,25 @@ TEST(FusedAdamCuda, OptimizerSameResultAsCpu) {
     gpu_opt.step();
   }
   for (size_t k = 0; k < cpu.size(); ++k) expect_close(gpu[k].cpu(), cpu[k], 1e-6, 1e-7, "parameter");
+}
+
+TEST(FusedAdamCuda, OptimizerSkipGuardReadOnTheDevice) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(29);
+  Tensor w = parameter({300, 300}, rng, DType::Float32, Device::cuda(0));
+  Adam adam({w});
+  Tensor status = make_nonfinite_status(w.device());
+  adam.set_skip_guard(status);
+  w.set_grad(random_tensor(w.shape(), rng, DType::Float32).cuda());
+  adam.step();  // clean: updates
+  const std::vector<float> after_first = w.to_vector<float>();
+  Tensor poisoned = w.grad();
+  poisoned.fill_(std::nan(""));
+  record_first_nonfinite(NonFiniteCheckPlan({poisoned}), status, 2);  // set on the device only
+  adam.step();
+  adam.step();
+  EXPECT_EQ(w.to_vector<float>(), after_first);
+  EXPECT_EQ(adam.parameter_step(0), 3);
 }
 
 }  // namespace

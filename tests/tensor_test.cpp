@@ -5,6 +5,8 @@
 #include "kernels/convert.h"
 #include "tests/testing.h"
 
+#include <limits>
+
 namespace ffr {
 namespace {
 
@@ -51,6 +53,27 @@ TEST(Tensor, DtypeConversionRoundsToNearestEven) {
   Tensor back = x.to(DType::BFloat16).to(DType::Float32);
   testing::expect_close(back, x, 1.0 / 128, 0.0, "bf16 round trip");
   EXPECT_EQ(x.to(DType::Int64).to_vector<int64_t>(), (std::vector<int64_t>{0, -2, 300000}));
+}
+
+// Through double, an int64 above 2^53 would lose its low bits (INT64_MAX read back as -2^63).
+TEST(Tensor, IntegerConversionsAreExact) {
+  const std::vector<int64_t> big{std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(),
+                                 (int64_t(1) << 53) + 1, -7};
+  Tensor x = Tensor::from_vector(big, {4});
+  EXPECT_EQ(x.to_vector<int64_t>(), big);
+  EXPECT_EQ(x.clone().to_vector<int64_t>(), big);
+  Tensor small = Tensor::from_vector(std::vector<int64_t>{-2147483648LL, 2147483647LL, 12345}, {3});
+  EXPECT_EQ(small.to(DType::Int32).to(DType::Int64).to_vector<int64_t>(), small.to_vector<int64_t>());
+}
+
+TEST(TensorCuda, IntegerConversionsAreExact) {
+  FFR_REQUIRE_CUDA();
+  const std::vector<int64_t> big{std::numeric_limits<int64_t>::max(), (int64_t(1) << 53) + 1, -7};
+  Tensor x = Tensor::from_vector(big, {3}).cuda();
+  EXPECT_EQ(x.to_vector<int64_t>(), big);
+  Tensor small = Tensor::from_vector(std::vector<int64_t>{-2147483648LL, 2147483647LL, 12345}, {3}, DType::Int64,
+                                     Device::cuda(0));
+  EXPECT_EQ(small.to(DType::Int32).to(DType::Int64).to_vector<int64_t>(), small.to_vector<int64_t>());
 }
 
 TEST(Tensor, ConversionGradient) {

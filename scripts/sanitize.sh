@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The CUDA test suite under compute-sanitizer (issue "Reliability"): memcheck (out-of-bounds and
+# misaligned accesses, leaks of device memory, errors from CUDA calls), then racecheck (shared
+# memory hazards), then synccheck and initcheck (reads of uninitialised device memory), over every
+# test that runs on the GPU. Needs a GPU and compute-sanitizer (with the CUDA toolkit); builds with
+# scripts/build.sh if there is no build yet. Each tool's log goes to build/sanitize-<tool>.log;
+# the script fails when any tool reports an error.
+# Usage: bash scripts/sanitize.sh [gtest filter]   (default: every *Cuda* suite and the CUDA tests
+#        of the loader and inference)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+filter=${1:-'*Cuda*:DataDeviceLoader.*:Inference.*:NumericGuard*'}
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+[[ -x $sanitizer ]] || { echo "compute-sanitizer not found (it comes with the CUDA toolkit)" >&2; exit 1; }
+nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU answers nvidia-smi: compute-sanitizer needs one" >&2; exit 1; }
+[[ -x build/ffr_tests ]] || bash scripts/build.sh
+
+status=0
+for tool in memcheck racecheck synccheck initcheck; do
+  extra=()
+  [[ $tool == memcheck ]] && extra=(--leak-check full)
+  log=build/sanitize-$tool.log
+  echo "== compute-sanitizer --tool $tool ($filter)"
+  if "$sanitizer" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 20 \
+       build/ffr_tests --gtest_filter="$filter" >"$log" 2>&1; then
+    echo "   clean: $(grep -E '^=+ (ERROR SUMMARY|RACECHECK SUMMARY)' "$log" | tail -1)"
+  else
+    status=1
+    echo "   FAILED (exit $?): see $log"
+    grep -E "^=+ (Invalid|Race|Uninitialized|Barrier|ERROR)" "$log" | head -20 || true
+  fi
+done
+exit $status
