@@ -25,6 +25,16 @@ unsigned char* zlib_compress_for_stb(unsigned char* data, int data_len, int* out
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+// stb_image allocates with plain malloc, and a corrupt JPEG can make it read memory it never
+// wrote: the component planes of a baseline file whose scans leave a component out, the
+// coefficients of a progressive one with no first DC scan for a component, every block after a
+// scan ends early at a restart boundary, and its own tables (the stbi__jpeg struct). So such a
+// file decoded to pixels from stale heap memory, different from run to run. With calloc they
+// are zeros (libjpeg also zero-fills its coefficient buffers), and the result is the same every
+// time. The checks in jpeg_structure_problem refuse the cases they can see; this covers the rest.
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(pointer, size) std::realloc(pointer, size)
+#define STBI_FREE(pointer) std::free(pointer)
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_NO_STDIO
@@ -72,53 +82,121 @@ size_t jpeg_body(const std::string& bytes) {
 
 bool is_jpeg(const std::string& bytes) { return jpeg_body(bytes) != 0; }
 
-// stb_image 2.27 (Debian 12's libstb-dev) writes past its Huffman tables when a DHT segment
-// declares more than 256 codes (CVE-2021-37789, checked upstream since 2.28): true when stb
-// would meet such a table in this JPEG. The segments up to the first scan are walked as stb
-// walks them (so EXIF or ICC payloads are skipped by their lengths); from the first scan's data
-// on, where stb's position depends on the entropy decoder, every 0xFF 0xC4 is checked, which
-// covers every DHT stb can reach (its marker reader always sees 0xFF right before the 0xC4).
-bool jpeg_has_oversized_huffman_table(const std::string& bytes) {
+// What makes stb_image 2.27 (Debian 12's libstb-dev) misbehave on a corrupt JPEG, found
+// before stb sees the file; "" when none. The segments are walked as stb walks them: a segment
+// by its length; after a scan header, on to the first 0xFF (run) followed by neither 0x00 nor a
+// restart marker, the only place stb's entropy decoder can hand over to the next marker
+// (wherever it stops, stb either goes on from there or refuses the file). Checked:
+// - a DHT segment declaring more than 256 codes: stb writes past its tables
+//   (CVE-2021-37789; checked by stb itself since 2.28);
+// - a scan using a Huffman or quantisation table no earlier segment defined: stb decodes with
+//   whatever its table memory holds (with plain malloc, stale heap data that sent its Huffman
+//   decoder far out of bounds; zeros now that STBI_MALLOC is calloc, still no image). libjpeg
+//   refuses both ("Quantization table 0x01 was not defined", "Bogus Huffman table definition");
+// - an end-of-image marker before any scan: the file holds no image data, yet stb returns an
+//   image (all zeros now, stale heap data before); libjpeg says "missing SOS marker";
+// - a baseline (sequential) frame with a component no scan codes: stb leaves that pixel plane
+//   as allocated (stale heap data before, zeros now: a strong colour cast where libjpeg, which
+//   zero-fills coefficients, shows neutral chroma). A progressive frame is left alone: there
+//   stb zero-fills coefficients too, and decodes such a file as libjpeg does.
+// Where stb refuses the file anyway the walk stops early, saying nothing.
+std::string jpeg_structure_problem(const std::string& bytes) {
   const size_t n = bytes.size();
   auto byte_at = [&](size_t k) -> unsigned { return k < n ? uint8_t(bytes[k]) : 0u; };  // stb reads 0 past the end
   auto be16 = [&](size_t k) -> size_t { return byte_at(k) << 8 | byte_at(k + 1); };
-  // The DHT segment whose length field is at k, parsed as stbi__process_marker parses it.
-  auto dht_overflows = [&](size_t k) {
-    long left = long(be16(k)) - 2;
-    k += 2;
-    while (left > 0 && k < n) {  // past the end stb reads zeros: empty tables
-      const unsigned q = byte_at(k++);
-      if (q >> 4 > 1 || (q & 15) > 3) return false;  // stb refuses the segment here
-      unsigned codes = 0;
-      for (int b = 0; b < 16; ++b) codes += byte_at(k++);
-      if (codes > 256) return true;
-      k += codes;
-      left -= 17 + long(codes);
-    }
-    return false;
-  };
-  auto any_from = [&](size_t k) {
-    for (; k + 1 < n; ++k) {
-      if (uint8_t(bytes[k]) == 0xFF && uint8_t(bytes[k + 1]) == 0xC4 && dht_overflows(k + 2)) return true;
-    }
-    return false;
-  };
+  bool dc_defined[4] = {}, ac_defined[4] = {}, quant_defined[4] = {};
+  unsigned component_id[4] = {}, component_quant[4] = {}, components = 0;
+  bool progressive = false;
+  unsigned scans = 0;
+  bool scanned[4] = {};  // per frame component: in some scan
   size_t i = jpeg_body(bytes);
-  while (i < n) {
-    if (byte_at(i++) != 0xFF) continue;  // padding between segments (stb skips it, or stops)
-    unsigned m = byte_at(i++);
-    while (m == 0xFF && i < n) m = byte_at(i++);  // fill bytes
-    if (m == 0xD9) return false;          // EOI: stb stops here
-    if (i + 2 > n || be16(i) < 2) return any_from(i);
+  // stbi__get_marker, skipping any padding before it: the marker byte, or -1 at the end.
+  auto next_marker = [&]() -> int {
+    while (i < n && uint8_t(bytes[i]) != 0xFF) ++i;
+    while (i < n && uint8_t(bytes[i]) == 0xFF) ++i;  // 0xFF and fill bytes
+    return i < n ? int(uint8_t(bytes[i++])) : -1;
+  };
+  int m = next_marker();
+  for (; m >= 0 && m != 0xD9; m = next_marker()) {  // 0xD9: end of image
     const size_t length = be16(i);
-    if (m == 0xC4 && dht_overflows(i)) return true;
-    if (m == 0xDA) return any_from(i + length);  // SOS: entropy-coded data follows
-    const bool skipped_by_length = m == 0xC0 || m == 0xC1 || m == 0xC2 || m == 0xC4 || m == 0xDB ||
-                                   m == 0xDC || m == 0xDD || (m >= 0xE0 && m <= 0xEF) || m == 0xFE;
-    if (!skipped_by_length) return any_from(i);  // a marker stb refuses: check the rest anyway
-    i += length;
+    if (i + 2 > n || length < 2) return "";  // stb refuses the segment
+    const size_t end = i + length;
+    if (m == 0xC4) {  // DHT: tables of (class, number, 16 code counts, symbols)
+      for (size_t k = i + 2; k < end && k < n;) {
+        const unsigned q = byte_at(k++);
+        if (q >> 4 > 1 || (q & 15) > 3) return "";
+        unsigned codes = 0;
+        for (int b = 0; b < 16; ++b) codes += byte_at(k++);
+        if (codes > 256) return detail::concat("a Huffman table declares ", codes, " codes (at most 256)");
+        (q >> 4 ? ac_defined : dc_defined)[q & 15] = true;
+        k += codes;
+      }
+    } else if (m == 0xDB) {  // DQT: tables of (precision, number, 64 values)
+      for (size_t k = i + 2; k < end && k < n;) {
+        const unsigned q = byte_at(k++);
+        if (q >> 4 > 1 || (q & 15) > 3) return "";
+        quant_defined[q & 15] = true;
+        k += q >> 4 ? 128 : 64;
+      }
+    } else if (m == 0xC0 || m == 0xC1 || m == 0xC2) {  // SOF: components (id, sampling, quantisation table)
+      progressive = m == 0xC2;
+      components = byte_at(i + 7);
+      if (components != 1 && components != 3 && components != 4) return "";
+      for (unsigned c = 0; c < components; ++c) {
+        component_id[c] = byte_at(i + 8 + 3 * c);
+        component_quant[c] = byte_at(i + 10 + 3 * c) & 3;  // stb refuses > 3
+      }
+    } else if (m == 0xDA) {  // SOS: components (id, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al
+      const unsigned scan_components = byte_at(i + 2);
+      if (scan_components < 1 || scan_components > 4 || length != 6 + 2 * scan_components) return "";
+      const unsigned first_coefficient = byte_at(i + 3 + 2 * scan_components);
+      const unsigned refining = byte_at(i + 5 + 2 * scan_components) >> 4;
+      // The Huffman tables stb decodes this scan with: a baseline scan both; a progressive first
+      // DC pass the DC table, an AC pass (first or refining) the AC one, and a DC refining pass
+      // neither (it reads raw bits; encoders leave its selectors 0 whether or not table 0 exists).
+      // stb refuses a progressive scan mixing DC and AC, so the two cases are all it decodes.
+      const bool uses_dc = !progressive || (first_coefficient == 0 && refining == 0);
+      const bool uses_ac = !progressive || first_coefficient != 0;
+      for (unsigned c = 0; c < scan_components; ++c) {
+        const unsigned id = byte_at(i + 3 + 2 * c), tables = byte_at(i + 4 + 2 * c);
+        const unsigned dc = tables >> 4, ac = tables & 15;
+        if (dc > 3 || ac > 3) return "";
+        if (uses_dc && !dc_defined[dc]) return detail::concat("a scan uses DC Huffman table ", dc, ", never defined");
+        if (uses_ac && !ac_defined[ac]) return detail::concat("a scan uses AC Huffman table ", ac, ", never defined");
+        unsigned which = 0;
+        while (which < components && component_id[which] != id) ++which;
+        if (which == components) return "";  // no such component (or no frame header yet)
+        scanned[which] = true;
+        // Baseline stb dequantises while it decodes the scan; progressive only after the last
+        // scan, but libjpeg wants the table by the component's first scan too, so no valid file
+        // defines it later.
+        if (!quant_defined[component_quant[which]]) {
+          return detail::concat("a scan uses quantisation table ", component_quant[which], ", never defined");
+        }
+      }
+      ++scans;
+      // Entropy-coded data: 0xFF is followed by 0x00 (a stuffed byte) or a restart marker.
+      size_t k = end;
+      for (;;) {
+        while (k < n && uint8_t(bytes[k]) != 0xFF) ++k;
+        while (k < n && uint8_t(bytes[k]) == 0xFF) ++k;
+        if (k >= n) return "";
+        const unsigned x = uint8_t(bytes[k]);
+        if (x != 0x00 && (x < 0xD0 || x > 0xD7)) break;
+        ++k;
+      }
+      i = k - 1;  // the 0xFF before the marker: next_marker reads it from there
+      continue;
+    } else if (!(m == 0xDC || m == 0xDD || (m >= 0xE0 && m <= 0xEF) || m == 0xFE)) {
+      return "";  // stb refuses any other marker (DNL, DRI, APPn and COM it skips by length)
+    }
+    i = end;
   }
-  return false;
+  if (m == 0xD9 && scans == 0) return "the end-of-image marker comes before any scan: no image data";
+  for (unsigned c = 0; m == 0xD9 && !progressive && c < components; ++c) {
+    if (!scanned[c]) return detail::concat("no scan codes component ", component_id[c], " of its ", components);
+  }
+  return "";
 }
 
 bool is_png(const std::string& bytes) {
@@ -193,6 +271,50 @@ void check_declared_size(const std::string& bytes, const std::string& name) {
   }
 }
 
+// stb_image 2.27 keeps a PNG's palette in an uninitialised 256-entry stack array and looks pixels
+// up in it without checking their index against the PLTE chunk's length, so a palette image
+// whose pixels index past its palette decoded to stale stack bytes, different from run to run
+// (found with the fuzzer's corpus). libpng zero-fills its 256-entry palette: such pixels are
+// black. So stb gets a copy in which each PLTE chunk of a palette image (colour type 3) holds 256
+// entries, the file's own followed by zeros (stb does not check CRCs), or "" when no PLTE needs
+// it. stb's own check that tRNS has no more values than the palette has entries would then pass
+// a corrupt file, so it is made here, against the file's own PLTE. png_chunk_overrun has passed.
+std::string png_with_full_palettes(const std::string& bytes, const std::string& name) {
+  const size_t n = bytes.size();
+  if (n < 29 || bytes.compare(12, 4, "IHDR") != 0 || uint8_t(bytes[25]) != 3) return "";
+  auto be32 = [&](size_t k) {
+    return size_t(uint8_t(bytes[k])) << 24 | size_t(uint8_t(bytes[k + 1])) << 16 | size_t(uint8_t(bytes[k + 2])) << 8 |
+           size_t(uint8_t(bytes[k + 3]));
+  };
+  std::string out;
+  size_t copied = 0, entries = 0;  // bytes of `bytes` already in `out`; the last PLTE's entries
+  for (size_t at = 8; at + 8 <= n;) {
+    const size_t length = be32(at);
+    const std::string type = bytes.substr(at + 4, 4);
+    if (type == "tRNS" && entries > 0 && length > entries) {
+      throw InputError(detail::concat(name, ": corrupt PNG (tRNS holds ", length, " values for a palette of ", entries,
+                                      " entries)"));
+    }
+    if (type == "PLTE" && length % 3 == 0 && length < 256 * 3) {  // stb refuses any other length
+      if (out.empty()) out.reserve(n + 256 * 3);
+      out.append(bytes, copied, at - copied);  // up to this chunk
+      out.append(std::string("\x00\x00\x03\x00PLTE", 8));  // length 768
+      out.append(bytes, at + 8, length);
+      out.append(256 * 3 - length + 4, '\0');  // zero entries, then the CRC (unchecked)
+      copied = std::min(n, at + 12 + length);  // the data fits (png_chunk_overrun); the CRC may not
+    }
+    if (type == "PLTE") entries = length / 3;
+    if (type == "IEND") break;
+    at += 12 + length;
+  }
+  if (out.empty()) return "";
+  out.append(bytes, copied, std::string::npos);
+  if (out.size() > size_t(std::numeric_limits<int>::max())) {
+    throw InputError(detail::concat(name, ": image file is too large (at most 2 GiB)"));
+  }
+  return out;
+}
+
 // stb_image decodes a cut-off JPEG without complaint (it pads the missing scan data), so a
 // truncated download would train as a grey smear. A JPEG must contain its end-of-image marker.
 bool jpeg_has_end_marker(const std::string& bytes) {
@@ -212,15 +334,19 @@ RgbImage decode_image(const std::string& bytes, const std::string& name) {
   if (is_jpeg(bytes) && !jpeg_has_end_marker(bytes)) {
     throw InputError(detail::concat(name, ": truncated JPEG (no end-of-image marker)"));
   }
-  if (is_jpeg(bytes) && jpeg_has_oversized_huffman_table(bytes)) {
-    throw InputError(detail::concat(name, ": corrupt JPEG (a Huffman table declares more than 256 codes)"));
+  if (is_jpeg(bytes)) {
+    const std::string problem = jpeg_structure_problem(bytes);
+    if (!problem.empty()) throw InputError(detail::concat(name, ": corrupt JPEG (", problem, ")"));
   }
   check_declared_size(bytes, name);
+  const std::string padded = is_png(bytes) ? png_with_full_palettes(bytes, name) : std::string();
+  const std::string& input = padded.empty() ? bytes : padded;
   int w = 0, h = 0, channels = 0;
-  unsigned char* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                                              int(bytes.size()), &w, &h, &channels, 3);
+  unsigned char* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(input.data()),
+                                              int(input.size()), &w, &h, &channels, 3);
   if (!data) {
-    throw InputError(detail::concat(name, ": cannot decode image (", stbi_failure_reason(),
+    const char* reason = stbi_failure_reason();  // stb fails some corrupt files without setting one
+    throw InputError(detail::concat(name, ": cannot decode image (", reason && *reason ? reason : "corrupt data",
                                     "; PNG and JPEG are supported)"));
   }
   RgbImage image;

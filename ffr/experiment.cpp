@@ -228,7 +228,7 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   RunClock clock;
   for (const StagePlan& s : stages) clock.total_steps += stage_steps_per_epoch(s, config.batch_size) * s.epochs;
   const double seconds_before = resume ? resume->seconds : 0.0;
-  if (resume) clock.steps_done = resume->steps_done;
+  if (resume) clock.steps_done = clock.steps_at_start = resume->steps_done;
   auto seconds_so_far = [&] {
     return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };

@@ -62,9 +62,9 @@ void report(const TrainingContext& context, const StagePlan& plan, int64_t epoch
   p.images_per_second = images_per_second;
   p.val_worst_group_accuracy = val_wa;
   p.epoch_done = val_wa >= 0.0;
-  if (const RunClock* clock = context.clock; clock != nullptr && clock->steps_done > 0) {
-    // Whole-run ETA from the run's pace so far, validation time included.
-    const double per_step = seconds_since(clock->start) / double(clock->steps_done);
+  if (const RunClock* clock = context.clock; clock != nullptr && clock->steps_done > clock->steps_at_start) {
+    // Whole-run ETA from this process's pace so far, validation time included.
+    const double per_step = seconds_since(clock->start) / double(clock->steps_done - clock->steps_at_start);
     p.eta_seconds = per_step * double(std::max<int64_t>(0, clock->total_steps - clock->steps_done));
   }
   context.progress(p);

@@ -57,6 +57,7 @@ struct RunClock {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   int64_t total_steps = 0;  // every stage's steps, planned up front
   int64_t steps_done = 0;
+  int64_t steps_at_start = 0;  // steps a resumed run had done before `start`
 };
 
 struct StageOutcome {

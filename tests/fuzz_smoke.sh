@@ -47,7 +47,7 @@ for target in safetensors manifest image; do
     tail -60 "$work/$target.log"
     fail "$target: the fuzzer found a crash; reproduce with: $work/build/${target}_fuzz $work/$target-*"
   fi
-  grep -E "^Done|^#[0-9]+ +DONE" "$work/$target.log" | tail -1 | sed 's/^/   /'
+  { grep -E "^Done" "$work/$target.log" || true; } | tail -1 | sed 's/^/   /'
   echo "   $((SECONDS - t0)) s"
 done
 echo "PASS: fuzz smoke test in $((SECONDS - start)) s"
