@@ -9,7 +9,7 @@
 
 namespace ffr {
 
-// Both write the bits directly: from_vector / fill_ / to_vector pass values through double, where
+// Both write the bits directly: fill_ and Tensor::full take the value as a double, where
 // INT64_MAX does not survive.
 Tensor make_nonfinite_status(Device device) {
   Tensor status = Tensor::empty({1}, DType::Int64, device);
