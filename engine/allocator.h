@@ -1,15 +1,20 @@
 // Memory for tensors. Op code never calls malloc/cudaMalloc: storage comes from an Allocator.
 //
 // - cpu_allocator(): 64-byte aligned host memory.
-// - pinned_allocator(): page-locked host memory for async host->device copies (plain host memory
-//   when no GPU). Freed blocks are reused only once the copies that read them have finished.
-// - cuda_allocator(): a caching allocator. Freed blocks go back to a pool and are reused in
-//   stream order, so a training step in steady state asks the OS for nothing (a requirement of
-//   CUDA-graph capture). On failure it releases the cache, retries once, then throws
-//   OutOfMemoryError with the requested and free bytes.
+// - pinned_allocator(): page-locked host memory for async host<->device copies (plain host memory
+//   when no GPU). Freed blocks are reused, or returned to the OS, only once the copies that used
+//   them have finished; at most 1 GiB is kept cached, release_cached() returns all it can.
+// - cuda_allocator(): a caching allocator per device (engine/block_pool.h). Blocks are split
+//   from and merged back into cached segments and tagged with the stream of the thread that
+//   allocated them: reused at once on that stream, by another stream only after an event says
+//   the first is done with them. A training step in steady state asks the OS for nothing (a
+//   requirement of CUDA-graph capture). When the GPU is full it releases the unused cached
+//   segments (if any), retries once, then throws OutOfMemoryError with the requested and free
+//   bytes.
 //
-// Every allocator counts current and peak bytes, and can be given a limit (a constrained
-// deployment, or a test simulating an allocation failure).
+// Every allocator counts current and peak bytes (allocated: handed out now; reserved: held from
+// the OS, allocated + cached), and can be given a limit (a constrained deployment, or a test
+// simulating an allocation failure).
 #pragma once
 
 #include "engine/device.h"

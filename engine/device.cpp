@@ -8,6 +8,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+
+#include "engine/cuda/check.h"
 #endif
 
 namespace ffr {
@@ -87,6 +89,48 @@ std::string device_report() {
   }
 #endif
   return out.str();
+}
+
+DeviceGuard::DeviceGuard(Device device) {
+#ifdef FFR_WITH_CUDA
+  if (!device.is_cuda()) return;
+  int current = 0;
+  FFR_CUDA_CHECK(cudaGetDevice(&current));
+  if (current == device.index) return;
+  FFR_CUDA_CHECK(cudaSetDevice(device.index));
+  previous_ = current;
+#else
+  (void)device;
+#endif
+}
+
+DeviceGuard::DeviceGuard(Device device, std::nothrow_t) noexcept {
+#ifdef FFR_WITH_CUDA
+  if (!device.is_cuda()) return;
+  int current = 0;
+  const cudaError_t status = cudaGetDevice(&current);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    cuda::warn_failed_call("cudaGetDevice", int(status), __FILE__, __LINE__);
+    return;
+  }
+  if (current == device.index) return;
+  const cudaError_t set = cudaSetDevice(device.index);
+  if (set != cudaSuccess) {
+    (void)cudaGetLastError();
+    cuda::warn_failed_call("cudaSetDevice", int(set), __FILE__, __LINE__);
+    return;
+  }
+  previous_ = current;
+#else
+  (void)device;
+#endif
+}
+
+DeviceGuard::~DeviceGuard() {
+#ifdef FFR_WITH_CUDA
+  if (previous_ >= 0) FFR_CUDA_WARN(cudaSetDevice(previous_));
+#endif
 }
 
 }  // namespace ffr

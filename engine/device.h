@@ -2,6 +2,7 @@
 // then false, default_device() is the CPU, and device_report() says why.
 #pragma once
 
+#include <new>
 #include <string>
 
 namespace ffr {
@@ -32,5 +33,21 @@ Device default_device();
 // Human-readable: build flags, GPU name, compute capability, memory, driver/runtime/cuBLAS/cuDNN
 // versions, or why no GPU is used.
 std::string device_report();
+
+// Makes a CUDA device the calling thread's current one until the guard ends, then restores the
+// previous one. Ops run on the current device, on this thread's stream for it, so a thread uses
+// cuda:1 by holding DeviceGuard(Device::cuda(1)) around its work. A CPU device changes nothing.
+// The nothrow form (for destructor paths) warns on stderr instead of throwing.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(Device device);
+  DeviceGuard(Device device, std::nothrow_t) noexcept;
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;  // the device to restore; -1: nothing was changed
+};
 
 }  // namespace ffr

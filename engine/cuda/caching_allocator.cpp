@@ -1,77 +1,136 @@
-// The CUDA caching allocator.
+// The CUDA caching allocator: a BlockPool (engine/block_pool.h: size classes, splitting,
+// merging, stream-tagged blocks, event-gated reuse across streams) over the CUDA runtime.
 //
-// Sizes are rounded (512 B below 1 MiB, 2 MiB above) and freed blocks kept in a size-ordered
-// pool. A request takes the smallest cached block that fits without wasting more than a quarter
-// of it (small blocks: half), else goes to cudaMalloc. All of a thread's work runs on one stream
-// in order, so a block freed by a tensor can be handed out again at once: any kernel that still
-// reads it was queued before whatever the next owner queues.
+// A block is tagged with the stream of the thread that allocates it (this thread's context for
+// the allocator's device) and freed with the stream of the thread that drops it, so threads that
+// each run their own model on their own stream never hand each other memory that queued kernels
+// still read. Every call that needs a current device sets it with a DeviceGuard and restores it.
 #include "engine/allocator.h"
+#include "engine/block_pool.h"
+#include "engine/cuda/allocators.h"
 #include "engine/cuda/check.h"
+#include "engine/cuda/context.h"
+#include "engine/device.h"
 
 #include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <new>
 
 namespace ffr {
 
 namespace {
 
-constexpr size_t kSmallLimit = size_t(1) << 20;
-constexpr size_t kSmallRound = 512;
-constexpr size_t kLargeRound = size_t(2) << 20;
+class CudaBlockDriver final : public BlockDriver {
+ public:
+  explicit CudaBlockDriver(int device) : device_(device) {}
 
-size_t round_size(size_t bytes) {
-  if (bytes == 0) bytes = 1;
-  const size_t unit = bytes < kSmallLimit ? kSmallRound : kLargeRound;
-  return (bytes + unit - 1) / unit * unit;
-}
+  void* malloc(size_t bytes) override {
+    DeviceGuard guard(Device::cuda(device_));
+    void* ptr = nullptr;
+    const cudaError_t status = cudaMalloc(&ptr, bytes);
+    if (status == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // an expected failure: do not leave it for the next launch check
+      return nullptr;
+    }
+    FFR_CUDA_CHECK(status);
+    return ptr;
+  }
+
+  void free(void* ptr) override {
+    DeviceGuard guard(Device::cuda(device_));
+    FFR_CUDA_CHECK(cudaFree(ptr));
+  }
+
+  EventId create_event() noexcept override {
+    DeviceGuard guard(Device::cuda(device_), std::nothrow);  // an event belongs to the current device
+    cudaEvent_t event = nullptr;
+    const cudaError_t status = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+    if (status != cudaSuccess) {
+      (void)cudaGetLastError();
+      cuda::warn_failed_call("cudaEventCreateWithFlags", int(status), __FILE__, __LINE__);
+      return nullptr;
+    }
+    return event;
+  }
+
+  void destroy_event(EventId event) noexcept override {
+    FFR_CUDA_WARN(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
+  }
+
+  bool record_event(EventId event, StreamId stream) noexcept override {
+    const cudaError_t status =
+        cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(const_cast<void*>(stream)));
+    if (status == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    cuda::warn_failed_call("cudaEventRecord", int(status), __FILE__, __LINE__);
+    return false;
+  }
+
+  bool event_done(EventId event) override {
+    const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (status == cudaErrorNotReady) {
+      (void)cudaGetLastError();  // "not ready" is no error: do not leave it for the next launch check
+      return false;
+    }
+    FFR_CUDA_CHECK(status);
+    return true;
+  }
+
+  void synchronize() override {
+    DeviceGuard guard(Device::cuda(device_));
+    FFR_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+ private:
+  int device_;
+};
 
 class CudaCachingAllocator : public Allocator {
  public:
-  explicit CudaCachingAllocator(int device) : device_(device) {}
+  explicit CudaCachingAllocator(int device) : device_(device), driver_(device), pool_(driver_) {}
 
   void* allocate(size_t bytes) override {
+    const cudaStream_t stream = cuda::context(device_).stream;  // before the lock: may make the context
     std::lock_guard<std::mutex> lock(mutex_);
-    const size_t size = round_size(bytes);
-    if (limit_ != 0 && stats_.allocated_bytes + size > limit_) {
-      throw_oom(bytes, limit_ - stats_.allocated_bytes, "the allocator's limit");
+    const size_t size = BlockPool::round_size(bytes);
+    const size_t allocated = pool_.stats().allocated_bytes;
+    if (limit_ != 0 && (size > limit_ || allocated > limit_ - size)) {
+      throw_oom(bytes, limit_ > allocated ? limit_ - allocated : 0, "the allocator's limit");
     }
-    void* ptr = take_cached(size);
-    if (ptr != nullptr) {
-      stats_.record_allocation(in_use_.at(ptr), 0);
-    } else {
-      ptr = os_allocate(size, bytes);
-      in_use_[ptr] = size;
-      stats_.record_allocation(size, size);
+    void* ptr = pool_.allocate(bytes, stream);
+    if (ptr == nullptr) {
+      size_t free_bytes = 0, total_bytes = 0;
+      DeviceGuard guard(Device::cuda(device_));
+      FFR_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+      throw_oom(bytes, free_bytes, "the GPU");
     }
     return ptr;
   }
 
   void deallocate(void* ptr, size_t) override {
     if (ptr == nullptr) return;
+    // The freeing thread's stream, if it has one on this device (a thread without a context has
+    // queued nothing there); never made here: this runs in destructors.
+    const cuda::Context* ctx = cuda::existing_context(device_);
+    const StreamId freeing_stream = ctx != nullptr ? ctx->stream : kIdleStream;
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = in_use_.find(ptr);
-    if (it == in_use_.end()) return;  // not ours: nothing sensible to do in a destructor path
-    stats_.allocated_bytes -= it->second;
-    free_.emplace(it->second, ptr);
-    free_sizes_[ptr] = it->second;
-    in_use_.erase(it);
+    pool_.deallocate(ptr, freeing_stream);  // false: not ours, nothing sensible to do in a destructor
   }
 
   MemoryStats stats() const override {
     std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    return pool_.stats();
   }
 
   void reset_peak() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.reset_peak();
+    pool_.reset_peak();
   }
 
   void release_cached() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    release_cached_locked();
+    pool_.release_cached();
   }
 
   void set_limit(size_t bytes) override {
@@ -81,54 +140,18 @@ class CudaCachingAllocator : public Allocator {
 
   Device device() const override { return Device::cuda(device_); }
 
+  void retire_stream(cudaStream_t stream) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pool_.retire_stream(stream);
+  }
+
  private:
-  void* take_cached(size_t size) {
-    auto it = free_.lower_bound(size);
-    if (it == free_.end()) return nullptr;
-    const size_t max_waste = size < kSmallLimit ? size : size / 4;
-    if (it->first - size > max_waste) return nullptr;
-    void* ptr = it->second;
-    in_use_[ptr] = it->first;
-    free_sizes_.erase(ptr);
-    free_.erase(it);
-    return ptr;
-  }
-
-  void* os_allocate(size_t size, size_t requested) {
-    void* ptr = nullptr;
-    FFR_CUDA_CHECK(cudaSetDevice(device_));
-    cudaError_t status = cudaMalloc(&ptr, size);
-    if (status == cudaErrorMemoryAllocation) {
-      cudaGetLastError();  // clear the sticky-free error state before retrying
-      release_cached_locked();
-      status = cudaMalloc(&ptr, size);
-    }
-    if (status == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      size_t free_bytes = 0, total_bytes = 0;
-      FFR_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-      throw_oom(requested, free_bytes, "the GPU");
-    }
-    FFR_CUDA_CHECK(status);
-    return ptr;
-  }
-
-  void release_cached_locked() {
-    if (free_.empty()) return;
-    FFR_CUDA_CHECK(cudaDeviceSynchronize());
-    for (auto& [size, ptr] : free_) {
-      FFR_CUDA_CHECK(cudaFree(ptr));
-      stats_.reserved_bytes -= size;
-      free_sizes_.erase(ptr);
-    }
-    free_.clear();
-  }
-
   [[noreturn]] void throw_oom(size_t requested, size_t free_bytes, const char* where) {
+    const MemoryStats& stats = pool_.stats();
     std::string message = detail::concat(
         "CUDA out of memory on cuda:", device_, ": requested ", requested, " bytes, ", free_bytes,
-        " bytes free on ", where, " (", stats_.allocated_bytes, " bytes held by tensors, ",
-        stats_.reserved_bytes - stats_.allocated_bytes, " cached); try a smaller batch");
+        " bytes free on ", where, " (", stats.allocated_bytes, " bytes held by tensors, ",
+        stats.reserved_bytes - stats.allocated_bytes, " cached); try a smaller batch");
     const std::string& op = current_op_description();
     if (!op.empty()) message += " [in op " + op + "]";
     throw OutOfMemoryError(message, requested, free_bytes);
@@ -136,16 +159,12 @@ class CudaCachingAllocator : public Allocator {
 
   int device_;
   mutable std::mutex mutex_;
-  std::multimap<size_t, void*> free_;
-  std::unordered_map<void*, size_t> free_sizes_;
-  std::unordered_map<void*, size_t> in_use_;
-  MemoryStats stats_;
+  CudaBlockDriver driver_;
+  BlockPool pool_;
   size_t limit_ = 0;
 };
 
-}  // namespace
-
-Allocator& cuda_allocator(int device) {
+CudaCachingAllocator& caching_allocator(int device) {
   static std::mutex mutex;
   // Never destroyed: freeing device memory during static destruction races the CUDA runtime's
   // own teardown; the OS reclaims everything at exit.
@@ -155,5 +174,21 @@ Allocator& cuda_allocator(int device) {
   if (!slot) slot = std::make_unique<CudaCachingAllocator>(device);
   return *slot;
 }
+
+}  // namespace
+
+Allocator& cuda_allocator(int device) { return caching_allocator(device); }
+
+namespace cuda {
+
+void retire_stream(int device, cudaStream_t stream) noexcept {
+  try {
+    caching_allocator(device).retire_stream(stream);
+  } catch (...) {
+    // Only a failed lock can land here; the stream's blocks then stay tagged with it (safe).
+  }
+}
+
+}  // namespace cuda
 
 }  // namespace ffr
