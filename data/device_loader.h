@@ -1,12 +1,16 @@
 // The loader's last step: batches in pinned host memory (page-locked when a GPU exists) copied
-// asynchronously to the training device on this thread's stream, so the copy of batch k
-// overlaps the compute of batch k-1. A ring buffer is handed back to the decoding workers only
-// once the copy out of it has finished (a CUDA event per buffer), never by a host-wide sync.
-// On a CPU-only machine the batch is copied into fresh CPU tensors.
+// asynchronously to the training device. On CUDA the images travel as resized uint8 pixels (a
+// quarter of float32's bytes) on the loader's own copy stream, so the copy of batch k+1 overlaps
+// the compute of batch k; the compute stream waits for the copy through an event (no host sync)
+// and normalises the pixels there (kernels/normalize_images.h), bit for bit as the CPU path does.
+// A ring buffer is handed back to the decoding workers only once the GPU has finished reading it
+// (a CUDA event per buffer), never by a host-wide sync. On a CPU-only machine the batch is
+// copied into fresh CPU tensors.
 #pragma once
 
 #include "data/loader.h"
 #include "engine/tensor.h"
+#include "kernels/normalize_images.h"
 
 #include <memory>
 #include <optional>
@@ -43,6 +47,7 @@ class DeviceLoader {
   struct CopyFences;  // one CUDA event per ring buffer (empty without CUDA)
 
   Device device_;
+  PixelAffine affine_;  // the normalisation, for the GPU path
   std::unique_ptr<CopyFences> fences_;
   std::unique_ptr<Loader> loader_;
 };

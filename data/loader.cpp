@@ -46,7 +46,8 @@ Loader::Loader(const Manifest& manifest, std::shared_ptr<const Sampler> sampler,
   }
 
   const int64_t capacity = sampler_->batch_size();
-  const size_t image_bytes = size_t(capacity) * 3 * config_.image_size * config_.image_size * sizeof(float);
+  const size_t image_bytes = size_t(capacity) * 3 * config_.image_size * config_.image_size *
+                            (config_.uint8_pixels ? sizeof(uint8_t) : sizeof(float));
   const size_t label_bytes = size_t(capacity) * kLabelArrays * sizeof(int64_t);
   const HostAllocator allocate = config_.allocator ? config_.allocator : HostAllocator(heap_block);
   slots_.resize(size_t(config_.prefetch_batches));
@@ -58,7 +59,11 @@ Loader::Loader(const Manifest& manifest, std::shared_ptr<const Sampler> sampler,
     HostBatch& batch = slot.batch;
     batch.slot = int(s);
     batch.image_size = config_.image_size;
-    batch.images = static_cast<float*>(slot.image_memory.get());
+    if (config_.uint8_pixels) {
+      batch.pixels = static_cast<uint8_t*>(slot.image_memory.get());
+    } else {
+      batch.images = static_cast<float*>(slot.image_memory.get());
+    }
     batch.index = labels;
     batch.y = labels + capacity;
     batch.b = labels + 2 * capacity;
@@ -106,13 +111,18 @@ void Loader::fill(int64_t k, Slot& slot) {
 
   const size_t image_floats = size_t(3) * config_.image_size * config_.image_size;
   auto* images = const_cast<float*>(batch.images);  // the slot's own memory, written only here
+  auto* pixels = const_cast<uint8_t*>(batch.pixels);
   auto* labels = const_cast<int64_t*>(batch.index);
   const int64_t capacity = sampler_->batch_size();
   for (size_t j = 0; j < indices.size(); ++j) {
     const size_t i = size_t(indices[j]);
     const Sample& s = manifest_.samples[i];
     const RgbImage image = read_image(manifest_.image_path(i), manifest_.where(i));
-    preprocess_into(image, config_.image_size, config_.normalization, images + j * image_floats);
+    if (pixels != nullptr) {
+      resize_into(image, config_.image_size, pixels + j * image_floats);  // as many bytes as floats
+    } else {
+      preprocess_into(image, config_.image_size, config_.normalization, images + j * image_floats);
+    }
     labels[j] = int64_t(i);
     labels[capacity + j] = s.y;
     labels[2 * capacity + j] = s.b;

@@ -33,6 +33,9 @@ struct LoaderConfig {
   int workers = 2;        // decoding threads
   int prefetch_batches = 4;  // ring size: batches decoded ahead, at most
   Normalization normalization = Normalization::imagenet();
+  // Images as resized 8-bit pixels (HostBatch::pixels), left for the consumer to normalise (the
+  // CUDA loader does it on the GPU, shipping a quarter of the bytes); HostBatch::images is then null.
+  bool uint8_pixels = false;
   HostAllocator allocator;   // empty: heap
   // Called by a worker before it refills buffer `slot`: the device loader waits there for the
   // previous copy out of that buffer to finish.
@@ -47,6 +50,7 @@ struct HostBatch {
   int image_size = 0;
   int slot = 0;               // ring buffer it lives in
   const float* images = nullptr;  // size x 3 x image_size x image_size, NCHW, normalised
+  const uint8_t* pixels = nullptr;  // uint8_pixels: size x image_size x image_size x 3 (RGB), as resized
   // One int64 per sample each (int64 so they can be copied as-is into Int64 tensors).
   const int64_t* index = nullptr;              // manifest index
   const int64_t* y = nullptr;

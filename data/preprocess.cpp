@@ -2,28 +2,42 @@
 
 #include "engine/error.h"
 
+#include <algorithm>
+
 namespace ffr::data {
 
-void preprocess_into(const RgbImage& image, int size, const Normalization& norm, float* chw) {
-  FFR_CHECK(size > 0, "preprocess_into: bad size ", size);
-  // Resize in 8 bits first, as torchvision does on a PIL image before ToTensor, so our inputs
-  // match a PyTorch pipeline pixel for pixel.
-  const RgbImage resized_storage =
-      (image.width == size && image.height == size) ? RgbImage() : resize_bilinear(image, size, size);
-  const RgbImage& src = resized_storage.pixels.empty() ? image : resized_storage;
-
-  const size_t plane = size_t(size) * size;
-  float scale[3], shift[3];  // (p / 255 - mean) / std = p * scale + shift
+PixelAffine pixel_affine(const Normalization& norm) {
+  PixelAffine affine;  // (p / 255 - mean) / std = p * scale + shift
   for (int c = 0; c < 3; ++c) {
-    scale[c] = 1.0f / (255.0f * norm.std[c]);
-    shift[c] = -norm.mean[c] / norm.std[c];
+    affine.scale[c] = 1.0f / (255.0f * norm.std[c]);
+    affine.shift[c] = -norm.mean[c] / norm.std[c];
   }
-  const uint8_t* p = src.pixels.data();
-  for (size_t i = 0; i < plane; ++i) {
-    chw[i] = float(p[3 * i]) * scale[0] + shift[0];
-    chw[plane + i] = float(p[3 * i + 1]) * scale[1] + shift[1];
-    chw[2 * plane + i] = float(p[3 * i + 2]) * scale[2] + shift[2];
-  }
+  return affine;
+}
+
+namespace {
+
+// Resize in 8 bits first, as torchvision does on a PIL image before ToTensor, so our inputs
+// match a PyTorch pipeline pixel for pixel. `storage` holds the resized copy when one is needed.
+const RgbImage& resized(const RgbImage& image, int size, RgbImage& storage) {
+  FFR_CHECK(size > 0, "preprocess: bad size ", size);
+  if (image.width == size && image.height == size) return image;
+  storage = resize_bilinear(image, size, size);
+  return storage;
+}
+
+}  // namespace
+
+void preprocess_into(const RgbImage& image, int size, const Normalization& norm, float* chw) {
+  RgbImage storage;
+  const RgbImage& src = resized(image, size, storage);
+  normalize_images_cpu(src.pixels.data(), chw, 1, int64_t(size) * size, pixel_affine(norm));
+}
+
+void resize_into(const RgbImage& image, int size, uint8_t* hwc) {
+  RgbImage storage;
+  const RgbImage& src = resized(image, size, storage);
+  std::copy(src.pixels.begin(), src.pixels.end(), hwc);
 }
 
 }  // namespace ffr::data

@@ -3,6 +3,9 @@
 #pragma once
 
 #include "data/image.h"
+#include "kernels/normalize_images.h"
+
+#include <cstdint>
 
 namespace ffr::data {
 
@@ -18,5 +21,10 @@ struct Normalization {
 // does) and writes float32 planes C,H,W to `chw` (3 * size * size floats):
 // chw[c][y][x] = (pixel / 255 - mean[c]) / std[c].
 void preprocess_into(const RgbImage& image, int size, const Normalization& norm, float* chw);
+
+// The same in two halves, for the CUDA loader: the resized 8-bit pixels (interleaved RGB,
+// 3 * size * size bytes), then normalize_images (kernels/normalize_images.h) with pixel_affine.
+void resize_into(const RgbImage& image, int size, uint8_t* hwc);
+PixelAffine pixel_affine(const Normalization& norm);
 
 }  // namespace ffr::data

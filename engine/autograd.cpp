@@ -43,6 +43,11 @@ class AccumulateGrad : public Node {
       // passes the same gradient to both inputs), and later accumulation writes in place.
       const bool exclusive = grad.impl_ptr().use_count() <= 2 && grad.impl()->storage.use_count() == 1;
       leaf->grad = (exclusive ? grad : grad.clone()).impl_ptr();
+    } else if (leaf->grad_zeroed) {
+      // The first gradient since zero_grad(): written over the stale buffer, which keeps its
+      // address (a fill then an add would be two launches and twice the traffic).
+      leaf->grad_zeroed = false;
+      Tensor(leaf->grad).copy_(grad);
     } else {
       Tensor existing(leaf->grad);
       add_(existing, grad);

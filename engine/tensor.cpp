@@ -282,14 +282,23 @@ Tensor& Tensor::set_requires_grad(bool requires) {
   return *this;
 }
 
-Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
+Tensor Tensor::grad() const {
+  TensorImpl& impl = const_cast<TensorImpl&>(checked(impl_));
+  if (impl.grad_zeroed) {  // read before any backward wrote it: the zeros are due now
+    impl.grad_zeroed = false;
+    Tensor(impl.grad).zero_();
+  }
+  return Tensor(impl.grad);
+}
 
 void Tensor::set_grad(const Tensor& grad) {
-  const_cast<TensorImpl&>(checked(impl_)).grad = grad.impl_ptr();
+  TensorImpl& impl = const_cast<TensorImpl&>(checked(impl_));
+  impl.grad = grad.impl_ptr();
+  impl.grad_zeroed = false;
 }
 
 void Tensor::zero_grad() {
-  if (impl_ && impl_->grad) Tensor(impl_->grad).zero_();
+  if (impl_ && impl_->grad) impl_->grad_zeroed = true;
 }
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }

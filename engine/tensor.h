@@ -57,6 +57,7 @@ struct TensorImpl {
 
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
+  bool grad_zeroed = false;                // zero_grad() ran: `grad` reads as zeros, its bytes are stale
   std::shared_ptr<Node> grad_fn;           // set on op outputs
   std::shared_ptr<Node> grad_accumulator;  // leaves: made on first use
 };
@@ -129,7 +130,10 @@ class Tensor {
   Tensor& set_requires_grad(bool requires);
   Tensor grad() const;
   void set_grad(const Tensor& grad);
-  void zero_grad();                      // zeroes in place (keeps the buffer for graph capture)
+  // Zeroes the grad, keeping its buffer (for graph capture and the NaN/Inf guard's plan). Lazily:
+  // the next backward overwrites the buffer (one copy, not a fill and an add), and grad() fills it
+  // only if read before that.
+  void zero_grad();
   const std::shared_ptr<Node>& grad_fn() const;
   // Backpropagates from this tensor; `grad` defaults to ones (scalar outputs).
   void backward(const Tensor& grad = Tensor()) const;

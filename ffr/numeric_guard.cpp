@@ -13,8 +13,9 @@ namespace ffr {
 
 namespace {
 
-// Plans kept for reuse: the gradient buffers stay put, the loss may come back at one of a few
-// addresses from the caching allocator.
+// Plans kept for reuse: the gradient buffers stay put (the loss, a new tensor every step, is
+// passed by value and is no part of a plan's key); a grad that is undefined on some steps makes a
+// second plan.
 constexpr size_t kKeptPlans = 4;
 
 }  // namespace
@@ -99,13 +100,15 @@ void NumericGuard::check(const std::vector<Tensor>& tensors, int64_t step) {
             " names");
   auto it = std::find_if(plans_.begin(), plans_.end(), [&](const NonFiniteCheckPlan& p) { return p.matches(tensors); });
   if (it == plans_.end()) {
-    NonFiniteCheckPlan plan(tensors);
+    NonFiniteCheckPlan plan(tensors, /*scalars_by_value=*/true);
+    ++plans_built_;
     FFR_CHECK(plan.num_chunks() == 0 || plan.device() == device_, "NumericGuard on ", device_.str(),
               " was given tensors on ", plan.device().str());
     plans_.insert(plans_.begin(), std::move(plan));
     if (plans_.size() > kKeptPlans) plans_.pop_back();
   } else {
     std::rotate(plans_.begin(), it, it + 1);  // most recently used first
+    plans_.front().bind_scalars(tensors);
   }
   record_first_nonfinite(plans_.front(), status_, step);
 #ifdef FFR_WITH_CUDA

@@ -54,8 +54,9 @@ class NumericGuard {
 
   // Queues the check of `tensors` (as many as names; undefined ones are skipped) for `step`
   // (0 <= step <= kMaxNonFiniteStep; a count that only grows over the run, such as the global step,
-  // so that the smallest key is the first step). The plan is rebuilt only when the buffers change; the
-  // last few plans are kept, so a loss buffer that alternates between addresses costs nothing.
+  // so that the smallest key is the first step). The plan is rebuilt only when the buffers change:
+  // one-element tensors (the loss, new every step) go by value and do not count; the last few
+  // plans are kept, so a grad that is undefined on some steps costs nothing either.
   void check(const std::vector<Tensor>& tensors, int64_t step);
 
   // The device status: int64 [1], kNoNonFinite while clean. Give it to Adam::set_skip_guard.
@@ -71,6 +72,8 @@ class NumericGuard {
   void reset();
 
   const std::vector<std::string>& tensor_names() const { return names_; }
+  // Plans built so far (each one a pinned staging buffer, a device allocation and a copy on CUDA).
+  int64_t plans_built() const { return plans_built_; }
   Device device() const { return device_; }
 
  private:
@@ -84,6 +87,7 @@ class NumericGuard {
   std::vector<NonFiniteCheckPlan> plans_;  // most recently used first
   std::unique_ptr<HostCopies> host_copies_;
   int64_t seen_key_ = kNoNonFinite;  // the smallest status the host has read
+  int64_t plans_built_ = 0;
 };
 
 }  // namespace ffr

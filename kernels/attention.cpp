@@ -155,4 +155,55 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   return out;
 }
 
+Tensor scaled_dot_product_attention_packed(const Tensor& qkv) {
+  OpScope scope("scaled_dot_product_attention_packed(" + qkv.str() + ")");
+  NvtxRange range("scaled_dot_product_attention");
+  FFR_CHECK(qkv.ndim() == 5 && qkv.size(0) == 3, "packed attention needs a [3, B, H, T, Dh] input, got ", qkv.str());
+  FFR_CHECK(qkv.size(3) > 0 && qkv.size(4) > 0, "attention needs at least one key and a non-empty head");
+  const Shape per_head{qkv.size(1), qkv.size(2), qkv.size(3), qkv.size(4)};
+  const AttentionShape shape{qkv.size(1) * qkv.size(2), qkv.size(3), qkv.size(3), qkv.size(4)};
+  const double scale = 1.0 / std::sqrt(double(shape.head_dim));
+  const size_t third = size_t(qkv.numel() / 3) * dtype_size(qkv.dtype());  // bytes of q (and of k, of v)
+  auto part = [third](const void* base, int i) { return static_cast<const char*>(base) + i * third; };
+  FlopCounter::record(2 * shape.batch_heads * shape.query_len * shape.key_len * shape.head_dim);
+  Tensor out = Tensor::empty(per_head, qkv.dtype(), qkv.device());
+  Tensor logsumexp = Tensor::empty({shape.batch_heads, shape.query_len}, qkv.is_cuda() ? DType::Float32 : qkv.dtype(),
+                                   qkv.device());
+#ifdef FFR_WITH_CUDA
+  if (qkv.is_cuda()) {
+    attention_forward_cuda(part(qkv.raw_data(), 0), part(qkv.raw_data(), 1), part(qkv.raw_data(), 2), out.raw_data(),
+                           logsumexp.raw_data(), shape, qkv.dtype(), scale);
+  } else
+#endif
+  {
+    attention_forward_cpu(part(qkv.raw_data(), 0), part(qkv.raw_data(), 1), part(qkv.raw_data(), 2), out.raw_data(),
+                          logsumexp.raw_data(), shape, qkv.dtype(), scale);
+  }
+  if (!needs_grad({&qkv})) return out;
+  record_op("scaled_dot_product_attention_packed", out, {qkv},
+            [qkvd = qkv.detach(), od = out.detach(), logsumexp, shape, scale, part](const Tensor& gy) {
+              FFR_CHECK(gy.dtype() == od.dtype() && gy.shape() == od.shape(), "attention backward: gradient ",
+                        gy.str(), " for output of ", od.str());
+              // dq, dk, dv written straight into their thirds of one buffer: no zero-filled
+              // [3, ...] gradient per slice, no sum of three.
+              Tensor dqkv = Tensor::empty(qkvd.shape(), qkvd.dtype(), qkvd.device());
+              const void* x = qkvd.raw_data();
+              char* dx = static_cast<char*>(dqkv.raw_data());
+              char* dq = const_cast<char*>(part(dx, 0));
+              char* dk = const_cast<char*>(part(dx, 1));
+              char* dv = const_cast<char*>(part(dx, 2));
+#ifdef FFR_WITH_CUDA
+              if (qkvd.is_cuda()) {
+                attention_backward_cuda(gy.raw_data(), part(x, 0), part(x, 1), part(x, 2), od.raw_data(),
+                                        logsumexp.raw_data(), dq, dk, dv, shape, qkvd.dtype(), scale);
+                return std::vector<Tensor>{dqkv};
+              }
+#endif
+              attention_backward_cpu(gy.raw_data(), part(x, 0), part(x, 1), part(x, 2), od.raw_data(),
+                                     logsumexp.raw_data(), dq, dk, dv, shape, qkvd.dtype(), scale);
+              return std::vector<Tensor>{dqkv};
+            });
+  return out;
+}
+
 }  // namespace ffr

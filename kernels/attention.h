@@ -15,6 +15,10 @@
 namespace ffr {
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v);
+// Self-attention on q, k, v packed as one [3, B, H, T, Dh] tensor (ViT's qkv projection, permuted):
+// the same as scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]), but the backward writes dq,
+// dk and dv into one [3, ...] gradient instead of three zero-filled ones that autograd then sums.
+Tensor scaled_dot_product_attention_packed(const Tensor& qkv);
 
 // Sizes of one call: batch_heads = B * H independent (Tq x Dh, Tk x Dh) problems.
 struct AttentionShape {

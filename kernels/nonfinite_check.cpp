@@ -65,7 +65,21 @@ void first_nonfinite_cpu(const NonFiniteChunk* chunks, int64_t num_chunks, int64
 
 namespace {
 
-std::vector<uintptr_t> key_of(const std::vector<Tensor>& tensors) {
+// The positions of the tensors a plan passes by value: the first kMaxNonFiniteScalars defined
+// one-element ones.
+std::vector<size_t> scalar_positions(const std::vector<Tensor>& tensors) {
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < tensors.size() && positions.size() < size_t(kMaxNonFiniteScalars); ++i) {
+    if (tensors[i].defined() && tensors[i].numel() == 1) positions.push_back(i);
+  }
+  return positions;
+}
+
+// A by-value scalar's address is no part of the key: 1 stands for "a scalar, wherever it is"
+// (no tensor lives at address 1).
+constexpr uintptr_t kScalarAddress = 1;
+
+std::vector<uintptr_t> key_of(const std::vector<Tensor>& tensors, bool scalars_by_value) {
   std::vector<uintptr_t> key;
   key.reserve(tensors.size() * 3);
   for (const Tensor& t : tensors) {
@@ -73,13 +87,16 @@ std::vector<uintptr_t> key_of(const std::vector<Tensor>& tensors) {
     key.push_back(t.defined() ? uintptr_t(t.numel()) : 0);
     key.push_back(t.defined() ? uintptr_t(t.dtype()) + 1 : 0);
   }
+  if (scalars_by_value) {
+    for (size_t i : scalar_positions(tensors)) key[3 * i] = kScalarAddress;
+  }
   return key;
 }
 
 }  // namespace
 
-NonFiniteCheckPlan::NonFiniteCheckPlan(const std::vector<Tensor>& tensors)
-    : key_(key_of(tensors)), num_tensors_(int64_t(tensors.size())) {
+NonFiniteCheckPlan::NonFiniteCheckPlan(const std::vector<Tensor>& tensors, bool scalars_by_value)
+    : key_(key_of(tensors, scalars_by_value)), scalars_by_value_(scalars_by_value), num_tensors_(int64_t(tensors.size())) {
   FFR_CHECK(num_tensors_ <= kMaxNonFiniteTensors, "first_nonfinite checks at most ", kMaxNonFiniteTensors,
             " tensors, got ", num_tensors_);
   const Tensor* first = nullptr;
@@ -101,12 +118,18 @@ NonFiniteCheckPlan::NonFiniteCheckPlan(const std::vector<Tensor>& tensors)
   if (first == nullptr) return;
   device_ = first->device();
   // The same chunks on both devices: the CPU loop does not need them, but then both walk one layout.
+  std::vector<bool> by_value(tensors.size(), false);
+  if (scalars_by_value_) {
+    for (size_t i : scalar_positions(tensors)) by_value[i] = true;
+    bind_scalars(tensors);
+  }
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     if (!t.defined()) continue;
     const int64_t n = t.numel();
     const size_t element = dtype_size(t.dtype());
     numel_ += n;
+    if (by_value[i]) continue;
     for (int64_t begin = 0; begin < n; begin += kNonFiniteChunkElements) {
       host_chunks_.push_back({static_cast<const char*>(t.raw_data()) + size_t(begin) * element,
                               std::min(kNonFiniteChunkElements, n - begin), int32_t(i), t.dtype()});
@@ -124,14 +147,27 @@ NonFiniteCheckPlan::NonFiniteCheckPlan(const std::vector<Tensor>& tensors)
   }
 }
 
-bool NonFiniteCheckPlan::matches(const std::vector<Tensor>& tensors) const { return key_of(tensors) == key_; }
+bool NonFiniteCheckPlan::matches(const std::vector<Tensor>& tensors) const {
+  return key_of(tensors, scalars_by_value_) == key_;
+}
+
+void NonFiniteCheckPlan::bind_scalars(const std::vector<Tensor>& tensors) {
+  scalars_.count = 0;
+  if (!scalars_by_value_) return;
+  for (size_t i : scalar_positions(tensors)) {
+    const Tensor& t = tensors[i];
+    FFR_CHECK(t.device() == device_, "first_nonfinite: scalar ", i, " is ", t.str(),
+              ", the plan is on ", device_.str());
+    scalars_.chunks[scalars_.count++] = {t.raw_data(), 1, int32_t(i), t.dtype()};
+  }
+}
 
 void record_first_nonfinite(const NonFiniteCheckPlan& plan, Tensor& status, int64_t step) {
   FFR_CHECK(status.defined() && status.dtype() == DType::Int64 && status.numel() == 1,
             "first_nonfinite: the status is a one-element int64 tensor, got ", status.str());
   FFR_CHECK(step >= 0 && step <= kMaxNonFiniteStep, "first_nonfinite: step ", step, " is outside [0, ",
             kMaxNonFiniteStep, "]");
-  if (plan.num_chunks() == 0) return;
+  if (plan.num_chunks() == 0 && plan.scalars().count == 0) return;
   FFR_CHECK(status.device() == plan.device(), "first_nonfinite: the status is on ", status.device().str(),
             ", the tensors on ", plan.device().str());
   NvtxRange range("first_nonfinite");
@@ -139,11 +175,14 @@ void record_first_nonfinite(const NonFiniteCheckPlan& plan, Tensor& status, int6
   if (plan.device().is_cuda()) {
     OpScope scope("first_nonfinite(" + std::to_string(plan.num_tensors()) + " tensors, " +
                   std::to_string(plan.numel()) + " elements, " + plan.device().str() + ")");
-    first_nonfinite_cuda(plan.device_chunks().raw_data(), plan.num_chunks(), step, status.data<int64_t>());
+    first_nonfinite_cuda(plan.num_chunks() > 0 ? plan.device_chunks().raw_data() : nullptr, plan.num_chunks(),
+                         plan.scalars(), step, status.data<int64_t>());
     return;
   }
 #endif
+  // Each call keeps the smaller key, so chunks and scalars may go in either order.
   first_nonfinite_cpu(plan.host_chunks().data(), plan.num_chunks(), step, status.data<int64_t>());
+  first_nonfinite_cpu(plan.scalars().chunks, plan.scalars().count, step, status.data<int64_t>());
 }
 
 }  // namespace ffr

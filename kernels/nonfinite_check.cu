@@ -43,31 +43,36 @@ __device__ bool thread_finds_nonfinite(const NonFiniteChunk& chunk) {
   return found;
 }
 
-// Block b takes chunks b, b + grid, ... (one each unless there are more chunks than blocks).
-// Chunks are in tensor order, so a block's first chunk with a non-finite value is its smallest
-// key: it stops there and does its one atomicMin. Keys and kNoNonFinite are >= 0, so the unsigned
-// 64-bit min is the signed one.
-__global__ void first_nonfinite_kernel(const NonFiniteChunk* chunks, int64_t num_chunks, int64_t step_key,
-                                       unsigned long long* status) {
-  for (int64_t k = blockIdx.x; k < num_chunks; k += gridDim.x) {
-    const NonFiniteChunk chunk = chunks[k];
+// Block b takes chunks b, b + grid, ... (one each unless there are more chunks than blocks);
+// the by-value scalars come first, then the array. The array's chunks are in tensor order, so a
+// block's first array chunk with a non-finite value is its smallest key there: it stops at it and
+// does its atomicMin (a scalar's finding does its own, then goes on). Keys and kNoNonFinite are
+// >= 0, so the unsigned 64-bit min is the signed one.
+__global__ void first_nonfinite_kernel(const NonFiniteChunk* chunks, int64_t num_chunks, const NonFiniteScalars scalars,
+                                       int64_t step_key, unsigned long long* status) {
+  const int64_t total = scalars.count + num_chunks;
+  for (int64_t k = blockIdx.x; k < total; k += gridDim.x) {
+    const bool scalar = k < scalars.count;
+    const NonFiniteChunk chunk = scalar ? scalars.chunks[k] : chunks[k - scalars.count];
     const bool found = chunk.dtype == DType::BFloat16 ? thread_finds_nonfinite<uint16_t>(chunk)
                                                       : thread_finds_nonfinite<uint32_t>(chunk);
     if (__syncthreads_or(found)) {  // the same answer in every thread: the break is uniform
       if (threadIdx.x == 0) atomicMin(status, (unsigned long long)(step_key + chunk.tensor_index));
-      break;
+      if (!scalar) break;
     }
   }
 }
 
 }  // namespace
 
-void first_nonfinite_cuda(const void* device_chunks, int64_t num_chunks, int64_t step, int64_t* status) {
-  if (num_chunks == 0) return;
+void first_nonfinite_cuda(const void* device_chunks, int64_t num_chunks, const NonFiniteScalars& scalars, int64_t step,
+                          int64_t* status) {
+  const int64_t total = scalars.count + num_chunks;
+  if (total == 0) return;
   static_assert(sizeof(unsigned long long) == sizeof(int64_t), "the int64 status is updated as unsigned long long");
-  const unsigned grid = unsigned(num_chunks < 65535 * 8 ? num_chunks : 65535 * 8);
+  const unsigned grid = unsigned(total < 65535 * 8 ? total : 65535 * 8);
   first_nonfinite_kernel<<<grid, kThreads, 0, cuda::stream()>>>(static_cast<const NonFiniteChunk*>(device_chunks),
-                                                                num_chunks, encode_nonfinite_key(step, 0),
+                                                                num_chunks, scalars, encode_nonfinite_key(step, 0),
                                                                 reinterpret_cast<unsigned long long*>(status));
   FFR_CUDA_CHECK_LAUNCH();
 }

@@ -71,24 +71,43 @@ struct NonFiniteChunk {
 // (the loss, biases) cost one block each.
 constexpr int64_t kNonFiniteChunkElements = 65536;
 
+// Scalars a plan passes by value, in the launch's arguments, instead of in its uploaded chunk
+// array (see NonFiniteCheckPlan's `scalars_by_value`).
+constexpr int kMaxNonFiniteScalars = 8;
+struct NonFiniteScalars {
+  NonFiniteChunk chunks[kMaxNonFiniteScalars];
+  int32_t count;
+};
+
 // The chunks of a list of tensors, built once and reused while the buffers stay the same.
 //
 // The plan keeps the tensors' addresses, not the tensors: a plan holding last step's loss would
 // keep that buffer alive, so the next loss would land elsewhere and the plan would never be
 // reused. The caller records with a plan only while its tensors (or tensors it matches()) are
 // alive; NumericGuard does exactly that.
+//
+// With `scalars_by_value`, the first kMaxNonFiniteScalars one-element tensors (the loss: a new
+// tensor every step) are not in the uploaded chunk array nor in the key: matches() ignores their
+// addresses, bind_scalars() points the plan at this step's ones, and their addresses travel in
+// the launch's arguments. So one plan serves every step of a run (no pinned staging, device
+// allocation or host-to-device copy after the first), and the launch can sit in a CUDA graph
+// whose scalar addresses are fixed.
 class NonFiniteCheckPlan {
  public:
   NonFiniteCheckPlan() = default;
   // Tensors on one device; CPU: float32, float64 or bfloat16; CUDA: float32 or bfloat16 (dtypes
   // may differ between tensors). Undefined tensors (a parameter without a grad) and empty ones
   // keep their index but are not scanned. At most kMaxNonFiniteTensors tensors.
-  explicit NonFiniteCheckPlan(const std::vector<Tensor>& tensors);
+  explicit NonFiniteCheckPlan(const std::vector<Tensor>& tensors, bool scalars_by_value = false);
 
-  // True when `tensors` are the buffers (address, size, dtype) this plan was built for.
+  // True when `tensors` are the buffers (address, size, dtype) this plan was built for; with
+  // `scalars_by_value`, any one-element tensors of the same dtypes at the scalar positions.
   bool matches(const std::vector<Tensor>& tensors) const;
+  // Points the by-value scalars at those of `tensors` (which the plan matches()).
+  void bind_scalars(const std::vector<Tensor>& tensors);
 
-  int64_t num_chunks() const { return int64_t(host_chunks_.size()); }
+  int64_t num_chunks() const { return int64_t(host_chunks_.size()); }  // not counting the scalars
+  const NonFiniteScalars& scalars() const { return scalars_; }
   int64_t num_tensors() const { return num_tensors_; }
   int64_t numel() const { return numel_; }
   Device device() const { return device_; }
@@ -97,6 +116,8 @@ class NonFiniteCheckPlan {
 
  private:
   std::vector<uintptr_t> key_;  // (address, numel, dtype) per tensor
+  bool scalars_by_value_ = false;
+  NonFiniteScalars scalars_{};
   std::vector<NonFiniteChunk> host_chunks_;
   Tensor device_chunks_;
   int64_t num_tensors_ = 0;
@@ -109,8 +130,9 @@ class NonFiniteCheckPlan {
 void record_first_nonfinite(const NonFiniteCheckPlan& plan, Tensor& status, int64_t step);
 
 // Launchers. CPU: `chunks` on the host. CUDA: `device_chunks` is a device array of `num_chunks`
-// NonFiniteChunk; `status` a device pointer.
+// NonFiniteChunk, `scalars` more chunks passed by value; `status` a device pointer.
 void first_nonfinite_cpu(const NonFiniteChunk* chunks, int64_t num_chunks, int64_t step, int64_t* status);
-void first_nonfinite_cuda(const void* device_chunks, int64_t num_chunks, int64_t step, int64_t* status);
+void first_nonfinite_cuda(const void* device_chunks, int64_t num_chunks, const NonFiniteScalars& scalars, int64_t step,
+                          int64_t* status);
 
 }  // namespace ffr

@@ -4,7 +4,6 @@
 #include "engine/nvtx.h"
 #include "kernels/attention.h"
 #include "kernels/permute.h"
-#include "kernels/slice.h"
 #include "layers/layer_probe.h"
 
 namespace ffr {
@@ -20,12 +19,9 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x) const {
   const int64_t batch = x.size(0), tokens = x.size(1), head_dim = dim_ / heads_;
   // [B, T, 3*dim] -> [3, B, heads, T, head_dim]: q, k, v split along the first axis (timm's layout).
   Tensor qkv = permute(qkv_->forward(x).reshape({batch, tokens, 3, heads_, head_dim}), {2, 0, 3, 1, 4});
-  const Shape per_head{batch, heads_, tokens, head_dim};
-  Tensor q = slice(qkv, 0, 0, 1).reshape(per_head);
-  Tensor k = slice(qkv, 0, 1, 2).reshape(per_head);
-  Tensor v = slice(qkv, 0, 2, 3).reshape(per_head);
-  // The attention core is probed as this module (between its qkv and proj layers).
-  Tensor attended = probe_output(*this, q, scaled_dot_product_attention(q, k, v));  // [B, heads, T, head_dim]
+  // The attention core is probed as this module (between its qkv and proj layers). Packed: its
+  // backward writes dq, dk, dv into one gradient for `qkv` (no per-slice zeros, no sum of three).
+  Tensor attended = probe_output(*this, qkv, scaled_dot_product_attention_packed(qkv));  // [B, heads, T, head_dim]
   return proj_->forward(permute(attended, {0, 2, 1, 3}).reshape({batch, tokens, dim_}));
 }
 

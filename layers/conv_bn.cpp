@@ -33,16 +33,21 @@ BatchNorm2d::BatchNorm2d(int64_t channels, double momentum, double eps) : moment
 Tensor BatchNorm2d::forward(const Tensor& x) {
   NvtxRange range("BatchNorm2d");
   const bool use_batch_stats = is_training() && !frozen_;
-  if (use_batch_stats) {
-    // torchvision keeps this counter; it does not change the math (momentum is fixed), so it is
-    // written from the host count rather than read back from the device.
-    num_batches_tracked.fill_(double(++batches_tracked_));
-  }
+  // torchvision keeps this counter; it does not change the math (momentum is fixed), so it is
+  // counted on the host and written to the buffer only when the state is read (on_state_read).
+  if (use_batch_stats) ++batches_tracked_;
   return probe_output(*this, x,
                       batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_));
 }
 
-void BatchNorm2d::on_state_loaded() { batches_tracked_ = int64_t(num_batches_tracked.item()); }
+void BatchNorm2d::on_state_loaded() { batches_tracked_ = batches_written_ = int64_t(num_batches_tracked.item()); }
+
+void BatchNorm2d::on_state_read() const {
+  if (batches_written_ == batches_tracked_) return;
+  Tensor counter = num_batches_tracked;  // shares the buffer
+  counter.fill_(double(batches_tracked_));
+  batches_written_ = batches_tracked_;
+}
 
 void BatchNorm2d::set_frozen(bool frozen, bool freeze_affine) {
   frozen_ = frozen;

@@ -31,6 +31,10 @@ class BatchNorm2d : public Module {
   bool frozen() const { return frozen_; }
   // The host counter follows a loaded num_batches_tracked (a resumed run goes on counting).
   void on_state_loaded() override;
+  // num_batches_tracked is written from the host counter here, when the state is read, not once
+  // per training step (a launch per layer per step that changes no math).
+  void on_state_read() const override;
+  int64_t batches_tracked() const { return batches_tracked_; }
 
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
@@ -38,6 +42,7 @@ class BatchNorm2d : public Module {
   double momentum_, eps_;
   bool frozen_ = false;
   int64_t batches_tracked_ = 0;
+  mutable int64_t batches_written_ = 0;  // the value num_batches_tracked holds
 };
 
 // Every BatchNorm2d inside `root` (for freeze-BN and for tests).

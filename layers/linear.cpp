@@ -1,7 +1,7 @@
 #include "layers/linear.h"
 
 #include "engine/nvtx.h"
-#include "kernels/elementwise.h"
+#include "kernels/bias.h"
 #include "kernels/matmul.h"
 #include "layers/init.h"
 #include "layers/layer_probe.h"
@@ -24,7 +24,8 @@ void Linear::reset(int64_t out_features, Rng& rng) {
 Tensor Linear::forward(const Tensor& x) const {
   NvtxRange range("Linear");
   Tensor y = matmul(x, weight, false, true);
-  return probe_output(*this, x, bias.defined() ? add(y, bias) : y);
+  // add_bias: a row-wise kernel, and a coalesced column sum for the bias gradient.
+  return probe_output(*this, x, bias.defined() ? add_bias(y, bias) : y);
 }
 
 }  // namespace ffr

@@ -41,6 +41,7 @@ NamedTensors Module::named_parameters() const {
 }
 
 NamedTensors Module::named_buffers() const {
+  for (const auto& [name, m] : named_modules()) m->on_state_read();
   NamedTensors out;
   collect("", false, out);
   return out;

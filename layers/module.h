@@ -48,6 +48,9 @@ class Module {
   // Called on every module after load_state_dict has copied the values in: for host-side copies
   // of a buffer (BatchNorm2d's batch counter).
   virtual void on_state_loaded() {}
+  // Called on every module before named_buffers() (and so state_dict()) hands its buffers out: for
+  // buffers kept on the host and written to the device only when read (BatchNorm2d's counter).
+  virtual void on_state_read() const {}
   // This module and all its descendants, depth first.
   std::vector<Module*> modules();
   // The same, each with its qualified name ("" for this module, "layer1.0.conv1", ...).

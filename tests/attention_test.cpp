@@ -1,4 +1,6 @@
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/reduce.h"
 #include "engine/error.h"
 #include "tests/testing.h"
 
@@ -68,6 +70,48 @@ TEST(Attention, Errors) {
   EXPECT_THROW(scaled_dot_product_attention(x, Tensor::zeros({1, 3, 3, 4}), Tensor::zeros({1, 3, 3, 4})), Error);
   EXPECT_THROW(scaled_dot_product_attention(x, Tensor::zeros({1, 2, 0, 4}), Tensor::zeros({1, 2, 0, 4})), Error);
   EXPECT_THROW(scaled_dot_product_attention(x, x, Tensor::zeros({1, 2, 3, 4}, DType::Float64)), Error);
+}
+
+// The packed op (ViT's path): q, k, v as one [3, B, H, T, Dh] tensor, whose backward writes all
+// three gradients into one buffer.
+Tensor attention_packed(const std::vector<Tensor>& in) { return scaled_dot_product_attention_packed(in[0]); }
+
+TEST(Attention, PackedGradients) {
+  Rng rng(55);
+  expect_gradients_match(attention_packed, {random_tensor({3, 2, 2, 5, 4}, rng, DType::Float64)});
+}
+
+TEST(Attention, PackedMatchesSeparateInputsBitForBit) {
+  Rng rng(56);
+  Tensor qkv = random_tensor({3, 2, 3, 7, 8}, rng, DType::Float32);
+  const Shape per_head{2, 3, 7, 8};
+  const int64_t n = qkv.numel() / 3;
+  const std::vector<float> all = qkv.to_vector<float>();
+  std::vector<Tensor> separate;
+  for (int64_t i = 0; i < 3; ++i) {
+    separate.push_back(Tensor::from_vector(std::vector<float>(all.begin() + i * n, all.begin() + (i + 1) * n), per_head)
+                           .set_requires_grad(true));
+  }
+  qkv.set_requires_grad(true);
+  Tensor packed_out = scaled_dot_product_attention_packed(qkv);
+  Tensor separate_out = scaled_dot_product_attention(separate[0], separate[1], separate[2]);
+  EXPECT_EQ(packed_out.to_vector<float>(), separate_out.to_vector<float>());
+  Tensor weights = random_tensor(per_head, rng, DType::Float32);
+  sum(mul(packed_out, weights)).backward();
+  sum(mul(separate_out, weights)).backward();
+  std::vector<float> expected;
+  for (const Tensor& t : separate) {
+    const std::vector<float> g = t.grad().to_vector<float>();
+    expected.insert(expected.end(), g.begin(), g.end());
+  }
+  EXPECT_EQ(qkv.grad().to_vector<float>(), expected);
+  EXPECT_THROW(scaled_dot_product_attention_packed(random_tensor({2, 1, 1, 3, 4}, rng, DType::Float32)), Error);
+}
+
+TEST(AttentionCuda, PackedMatchesCpu) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(57);
+  expect_cuda_matches_cpu(attention_packed, {random_tensor({3, 2, 3, 50, 64}, rng, DType::Float32)}, {1e-4, 1e-5, true});
 }
 
 TEST(AttentionCuda, MatchesCpu) {

@@ -72,6 +72,28 @@ TEST(Autograd, ZeroGradKeepsTheBuffer) {
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0.0, 0.0}));
 }
 
+// zero_grad() launches nothing: the next backward writes the gradient over the old buffer (one
+// copy instead of a zero fill and an add); a grad read before any backward reads zeros.
+TEST(Autograd, ZeroGradIsLazyAndBackwardOverwrites) {
+  Tensor x = Tensor::ones({2}, DType::Float64).set_requires_grad(true);
+  Tensor unused = Tensor::ones({3}, DType::Float64).set_requires_grad(true);
+  sum(mul_scalar(x, 3.0)).backward();
+  sum(mul_scalar(unused, 2.0)).backward();
+  const Tensor held = x.grad();  // the buffer itself, not a read of x.grad() after zero_grad
+  void* buffer = held.raw_data();
+  x.zero_grad();
+  unused.zero_grad();
+  EXPECT_EQ(held.to_vector<double>(), (std::vector<double>{3.0, 3.0})) << "zero_grad wrote the buffer (a fill launch)";
+  sum(mul_scalar(x, 5.0)).backward();
+  EXPECT_EQ(x.grad().raw_data(), buffer);
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{5.0, 5.0}));  // 5, not 3 + 5
+  sum(mul_scalar(x, 1.0)).backward();                                        // accumulates as before
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{6.0, 6.0}));
+  EXPECT_EQ(unused.grad().to_vector<double>(), (std::vector<double>{0.0, 0.0, 0.0}));  // no backward reached it
+  unused.set_grad(Tensor::full({3}, 7.0, DType::Float64));
+  EXPECT_EQ(unused.grad().to_vector<double>(), (std::vector<double>{7.0, 7.0, 7.0}));
+}
+
 TEST(Autograd, ErrorsNameTheOpAndShapes) {
   Tensor a = Tensor::ones({2, 3}), b = Tensor::ones({4});
   try {

@@ -1,4 +1,5 @@
 #include "kernels/batch_norm.h"
+#include "layers/conv_bn.h"
 
 #include "engine/error.h"
 #include "tests/testing.h"
@@ -113,6 +114,33 @@ TEST(BatchNorm, FrozenAffineGivesNoParameterGradient) {
   EXPECT_TRUE(x.grad().defined());
   EXPECT_FALSE(w.grad().defined());
   EXPECT_FALSE(b.grad().defined());
+}
+
+// num_batches_tracked is counted on the host and written once, when the state is read, instead
+// of by a fill launch per layer per training step; saving and loading see the true count.
+TEST(BatchNorm, LayerCounterIsWrittenWhenTheStateIsRead) {
+  Rng rng(61);
+  BatchNorm2d bn(3);
+  const Tensor held = bn.num_batches_tracked;  // the buffer, read without going through the state
+  Tensor x = random_tensor({4, 3, 2, 2}, rng, DType::Float32);
+  for (int i = 0; i < 3; ++i) bn.forward(x);
+  EXPECT_EQ(held.item(), 0.0) << "a per-step write of the counter";
+  EXPECT_EQ(bn.batches_tracked(), 3);
+  const NamedTensors state = bn.state_dict();
+  double saved = -1;
+  for (const auto& [name, t] : state) {
+    if (name == "num_batches_tracked") saved = t.item();
+  }
+  EXPECT_EQ(saved, 3.0);
+  EXPECT_EQ(held.item(), 3.0);
+  bn.eval();
+  bn.forward(x);  // eval: not counted
+  BatchNorm2d resumed(3);
+  resumed.load_state_dict(bn.state_dict());
+  EXPECT_EQ(resumed.batches_tracked(), 3);
+  resumed.forward(x);
+  resumed.forward(x);
+  EXPECT_EQ(resumed.named_buffers().back().second.item(), 5.0);
 }
 
 TEST(BatchNorm, BadInputsThrow) {

@@ -48,9 +48,9 @@ int64_t reference_key(const std::vector<Tensor>& tensors, int64_t step) {
 // The raw bits: to_vector() converts through double, which cannot hold kNoNonFinite.
 int64_t status_of(const Tensor& status) { return status.cpu().data<int64_t>()[0]; }
 
-int64_t check_once(const std::vector<Tensor>& tensors, int64_t step) {
+int64_t check_once(const std::vector<Tensor>& tensors, int64_t step, bool scalars_by_value = false) {
   Tensor status = make_nonfinite_status(tensors.front().device());
-  record_first_nonfinite(NonFiniteCheckPlan(tensors), status, step);
+  record_first_nonfinite(NonFiniteCheckPlan(tensors, scalars_by_value), status, step);
   return status_of(status);
 }
 
@@ -189,6 +189,44 @@ TEST(NonFiniteCheck, PlanChunksLargeTensorsAndIsReusedOnlyForTheSameBuffers) {
                                                                         DType::Float32, Device::cpu())}));
 }
 
+// The guard's loss is a new tensor every step: with scalars by value, one plan serves them all,
+// and the check reads the scalar bound last, not the one the plan was built with.
+TEST(NonFiniteCheck, ScalarsByValueStayOutOfTheKeyAndFollowTheBoundTensor) {
+  Rng rng(39);
+  std::vector<Tensor> built = random_tensors({{1}, {2 * kChunk + 3}, {}, {7}}, {DType::Float32}, rng);
+  NonFiniteCheckPlan plan(built, /*scalars_by_value=*/true);
+  EXPECT_EQ(plan.num_chunks(), 3 + 1);  // the two scalars are not in the uploaded array
+  EXPECT_EQ(plan.numel(), 2 * kChunk + 3 + 7 + 2);
+  ASSERT_EQ(plan.scalars().count, 2);
+  EXPECT_EQ(plan.scalars().chunks[0].tensor_index, 0);
+  EXPECT_EQ(plan.scalars().chunks[1].tensor_index, 2);
+
+  std::vector<Tensor> next = built;
+  next[0] = random_tensor({1}, rng, DType::Float32, 0.5, 2.0);  // another buffer
+  next[2] = random_tensor({}, rng, DType::Float32, 0.5, 2.0);
+  EXPECT_TRUE(plan.matches(next));
+  EXPECT_FALSE(NonFiniteCheckPlan(built).matches(next));  // without: addresses are the key
+  std::vector<Tensor> other_dtype = next;
+  other_dtype[2] = random_tensor({}, rng, DType::Float64, 0.5, 2.0);
+  EXPECT_FALSE(plan.matches(other_dtype));
+  std::vector<Tensor> moved_grad = next;
+  moved_grad[3] = built[3].clone();
+  EXPECT_FALSE(plan.matches(moved_grad));  // the large tensors' addresses still are
+
+  plan.bind_scalars(next);
+  Tensor status = make_nonfinite_status(Device::cpu());
+  set_element(built[2], 0, kNaN);  // the old scalar: no longer looked at
+  record_first_nonfinite(plan, status, 5);
+  EXPECT_EQ(status_of(status), kNoNonFinite);
+  set_element(next[2], 0, kInf);
+  set_element(built[3], 6, kNaN);  // later in the list: the scalar's index 2 is the smaller key
+  record_first_nonfinite(plan, status, 5);
+  EXPECT_EQ(status_of(status), encode_nonfinite_key(5, 2));
+  EXPECT_EQ(check_once(next, 5, true), encode_nonfinite_key(5, 2));
+  set_element(next[2], 0, 1.0);
+  EXPECT_EQ(check_once(next, 5, true), encode_nonfinite_key(5, 3));
+}
+
 TEST(NonFiniteCheck, RejectsBadInputs) {
   Rng rng(36);
   Tensor x = random_tensor({4}, rng, DType::Float32);
@@ -234,6 +272,7 @@ TEST(NonFiniteCheckCuda, MatchesCpuOnRandomPlacements) {
       const int64_t expected = reference_key(cpu, step);
       EXPECT_EQ(check_once(cpu, step), expected) << "trial " << trial;
       EXPECT_EQ(check_once(gpu, step), expected) << "trial " << trial;
+      EXPECT_EQ(check_once(gpu, step, true), expected) << "trial " << trial << ", scalars by value";
       for (const auto& [k, at] : placed) set_element(cpu[k], at, 1.0);
     }
   }

@@ -92,6 +92,31 @@ TEST(NumericGuard, FollowsBuffersThatChangeBetweenSteps) {
   EXPECT_EQ(guard.wait()->tensor_name, "loss");
 }
 
+// The loss is a new tensor every step; with the old losses still alive (as the caching
+// allocator may keep them), it never comes back at the same address. The guard must still build
+// one plan for the whole run, and check each step's own loss.
+TEST(NumericGuard, OnePlanForAWholeRunWhileTheLossMoves) {
+  Rng rng(47);
+  NumericGuard guard(kNames, Device::cpu());
+  Grads g = random_grads(rng);
+  std::vector<Tensor> old_losses;
+  for (int64_t step = 0; step < 20; ++step) {
+    old_losses.push_back(g.loss);
+    g.loss = random_tensor({}, rng, DType::Float32, 0.5, 2.0);
+    if (step == 17) g.loss.data<float>()[0] = kNaN;
+    guard.check(g.all(), step);
+    EXPECT_EQ(guard.plans_built(), 1) << "step " << step;
+    EXPECT_EQ(guard.poll().has_value(), step >= 17) << "step " << step;
+  }
+  ASSERT_TRUE(guard.wait().has_value());
+  EXPECT_EQ(guard.wait()->step, 17);
+  EXPECT_EQ(guard.wait()->tensor_name, "loss");
+  // New gradient buffers are a new plan (their addresses are in it).
+  g.grads[0] = g.grads[0].clone();
+  guard.check(g.all(), 20);
+  EXPECT_EQ(guard.plans_built(), 2);
+}
+
 TEST(NumericGuard, RejectsAWrongNumberOfTensors) {
   Rng rng(44);
   NumericGuard guard(kNames, Device::cpu());
@@ -161,6 +186,28 @@ TEST(NumericGuardCuda, PollAndWaitSeeTheFirstFinding) {
   EXPECT_FALSE(guard.poll().has_value());
   guard.check(random_grads(rng, gpu).all(), 50);
   EXPECT_FALSE(guard.wait().has_value());
+}
+
+// On the GPU: a new loss every step, one plan, and the loss's NaN is found through the by-value
+// scalar path of the kernel.
+TEST(NumericGuardCuda, OnePlanWhileTheLossMoves) {
+  FFR_REQUIRE_CUDA();
+  Rng rng(48);
+  const Device gpu = Device::cuda(0);
+  NumericGuard guard(kNames, gpu);
+  Grads g = random_grads(rng, gpu);
+  std::vector<Tensor> old_losses;
+  for (int64_t step = 0; step < 12; ++step) {
+    old_losses.push_back(g.loss);
+    Tensor loss = Tensor::full({}, step == 9 ? double(kNaN) : 1.5, DType::Float32);
+    g.loss = loss.to(gpu);
+    guard.check(g.all(), step);
+  }
+  EXPECT_EQ(guard.plans_built(), 1);
+  const std::optional<NonFiniteFinding> f = guard.wait();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->step, 9);
+  EXPECT_EQ(f->tensor_name, "loss");
 }
 
 }  // namespace

@@ -112,6 +112,31 @@ TEST(SoftmaxCuda, LargeAndInfiniteLogits) {
   }
 }
 
+// One +inf in a softmax column: the CPU reference gives the whole column NaN (exp(inf - inf));
+// each CUDA path must too (the strided kernel once gave [0, .., NaN, .., 0]).
+TEST(SoftmaxCuda, PositiveInfinityMakesTheWholeColumnNaN) {
+  FFR_REQUIRE_CUDA();
+  Tensor x = Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, INFINITY, 7, 8, 9, 10, 11, 12}, {2, 3, 2});
+  for (int axis : {0, 1, 2}) {  // strided (outer 1), strided (inner 2), rows
+    SCOPED_TRACE("axis " + std::to_string(axis));
+    for (bool log : {false, true}) {
+      const std::vector<float> cpu = (log ? log_softmax(x, axis) : softmax(x, axis)).to_vector<float>();
+      const std::vector<float> gpu = (log ? log_softmax(x.cuda(), axis) : softmax(x.cuda(), axis)).cpu().to_vector<float>();
+      ASSERT_EQ(gpu.size(), cpu.size());
+      int nans = 0;
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        nans += std::isnan(cpu[i]);
+        if (std::isnan(cpu[i])) {
+          EXPECT_TRUE(std::isnan(gpu[i])) << i;
+        } else {
+          EXPECT_NEAR(gpu[i], cpu[i], 1e-6) << i;
+        }
+      }
+      EXPECT_EQ(nans, int(x.shape()[size_t(axis)])) << "the CPU reference: the +inf's column is all NaN";
+    }
+  }
+}
+
 // bf16 in and out with float32 math: the outputs carry bf16 rounding (2^-9 relative).
 TEST(SoftmaxCuda, BFloat16WithinTolerance) {
   FFR_REQUIRE_CUDA();

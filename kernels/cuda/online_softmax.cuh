@@ -22,10 +22,12 @@ struct MaxSum {
 __device__ __forceinline__ MaxSum max_sum_empty() { return {-CUDART_INF_F, 0.0f}; }
 
 // -inf entries add nothing (exp(-inf) = 0), and are skipped so that -inf - (-inf) never makes a
-// NaN; a NaN entry is added and poisons the sum, as it should.
+// NaN; a NaN entry is added and poisons the sum, as it should. A +inf entry poisons it too: its
+// own term is exp(inf - inf) = NaN, as in the CPU reference and in max_sum_merge (without that,
+// a column with one +inf came out [0, .., NaN, .., 0] instead of all NaN).
 __device__ __forceinline__ MaxSum max_sum_add(MaxSum a, float x) {
   if (x > a.max) {
-    a.sum = a.sum * expf(a.max - x) + 1.0f;
+    a.sum = a.sum * expf(a.max - x) + (x == CUDART_INF_F ? CUDART_NAN_F : 1.0f);
     a.max = x;
   } else if (x != -CUDART_INF_F) {
     a.sum += expf(x - a.max);
