@@ -7,7 +7,8 @@
 //   bf16  mixed precision: float32 weights, gradients and optimizer state; matmul and conv2d
 //         round their inputs to bfloat16, accumulate in float32 and round their result to
 //         bfloat16 (stored back as float32), as tensor cores with autocast do. Batch/layer norm
-//         statistics, softmax and the loss stay float32. On the CPU the same rounding is
+//         statistics, softmax, the loss and the fused attention kernel (kernels/attention.h: its
+//         products are small, T = 50 tokens for ViT-B/32) stay float32. On the CPU the same rounding is
 //         emulated around the float32 kernels (slow, but the same numbers up to summation order).
 // The ops read the choice from the per-thread Settings (engine/settings.h); PrecisionScope sets it
 // for a scope.
