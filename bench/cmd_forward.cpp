@@ -4,6 +4,7 @@
 #include "bench/command.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "engine/precision.h"
 #include "engine/safetensors.h"
 #include "kernels/cross_entropy.h"
 #include "layers/model_zoo.h"
@@ -15,7 +16,7 @@ namespace ffr::bench {
 namespace {
 
 struct ForwardOptions {
-  std::string model, weights, input, labels, out, device = "auto";
+  std::string model, weights, input, labels, out, device = "auto", precision = "auto";
   int64_t classes = 0;
   bool backward = false;
   bool train_mode = false;
@@ -40,6 +41,8 @@ Tensor single_tensor(const std::string& path, const std::string& preferred) {
 
 void run_forward(const ForwardOptions& o) {
   const Device device = parse_device(o.device);
+  const Precision precision = resolve_precision(o.precision, device);
+  PrecisionScope precision_scope(precision);
   SafetensorsFile weights = load_safetensors(o.weights);
   int64_t classes = o.classes;
   for (auto& [name, t] : weights.tensors)
@@ -65,9 +68,10 @@ void run_forward(const ForwardOptions& o) {
     for (auto& [name, p] : model->named_parameters())
       if (p.grad().defined()) out.emplace_back("grad." + name, p.grad());
   }
-  save_safetensors(o.out, out, {{"model", o.model}, {"mode", o.train_mode ? "train" : "eval"}});
-  std::printf("wrote %s: logits %s%s on %s\n", o.out.c_str(), shape_str(logits.shape()).c_str(),
-              o.backward ? ", loss and gradients" : "", device.str().c_str());
+  save_safetensors(o.out, out, {{"model", o.model}, {"mode", o.train_mode ? "train" : "eval"},
+                                    {"precision", precision_name(precision)}});
+  std::printf("wrote %s: logits %s%s on %s (%s)\n", o.out.c_str(), shape_str(logits.shape()).c_str(),
+              o.backward ? ", loss and gradients" : "", device.str().c_str(), precision_name(precision));
 }
 
 void setup_forward(CLI::App& sub) {
@@ -80,6 +84,9 @@ void setup_forward(CLI::App& sub) {
   sub.add_option("--out", o->out, "output safetensors")->required();
   sub.add_option("--classes", o->classes, "class count (default: from fc/head weight)");
   sub.add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  sub.add_option("--precision", o->precision,
+                 "matmul/conv precision: fp32, tf32 (fp32 on the CPU) or bf16; auto: tf32 on CUDA, fp32 on the CPU")
+      ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}))->capture_default_str();
   sub.add_flag("--backward", o->backward, "also write the loss and parameter gradients");
   sub.add_flag("--train-mode", o->train_mode, "BatchNorm batch statistics, as model.train()");
   sub.callback([o] { run_forward(*o); });

@@ -92,6 +92,7 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--weight-decay")) b.weight_decay = o.base.weight_decay;
   if (given(sub, "--max-train-samples")) b.max_train_samples = o.base.max_train_samples;
   if (given(sub, "--device")) b.device = o.base.device;
+  if (given(sub, "--precision")) b.precision = o.base.precision;
   if (given(sub, "--workers")) b.loader_workers = o.base.loader_workers;
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
 
@@ -230,6 +231,9 @@ void setup(CLI::App& sub) {
   sub.add_option("--max-train-samples", o->base.max_train_samples, "cap on each training list (0: none) [0]")
       ->check(number_above_zero(true));
   sub.add_option("--device", o->base.device, "auto, cpu or cuda [auto]")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub.add_option("--precision", o->base.precision,
+                 "matmul/conv precision: fp32, tf32 (fp32 on the CPU) or bf16; auto: tf32 on CUDA, fp32 on the CPU [auto]")
+      ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
   sub.add_option("--workers", o->base.loader_workers, "image decoding threads per run [2]")->check(number_above_zero());
   sub.add_flag("--deterministic", o->base.deterministic, "bit-identical results run to run");
   sub.add_option("--shard", o->shard, "run share i of N (0-based, e.g. 2/8): run k goes to shard k mod N [0/1]");

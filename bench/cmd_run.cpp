@@ -155,6 +155,10 @@ void setup(CLI::App& sub) {
       ->check(non_negative())->capture_default_str();
   sub.add_option("--device", c.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
+  sub.add_option("--precision", c.precision,
+                 "matmul/conv precision: fp32, tf32 (tensor cores; fp32 on the CPU) or bf16 (mixed precision); "
+                 "auto: tf32 on CUDA, fp32 on the CPU")
+      ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}))->capture_default_str();
   sub.add_flag("--deterministic", c.deterministic, "bit-identical results run to run (fixed-order reductions)");
   sub.add_option("--workers", c.loader_workers, "image decoding threads")->check(positive())
       ->capture_default_str();

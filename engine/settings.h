@@ -8,6 +8,9 @@ struct Settings {
   bool allow_tf32 = false;
   // Reductions with a fixed order: bit-identical results run to run (slower where atomics win).
   bool deterministic = false;
+  // float32 matmul and conv2d compute on bfloat16-rounded inputs with float32 accumulation and a
+  // bfloat16-rounded result (mixed precision; engine/precision.h).
+  bool bfloat16_compute = false;
 };
 
 Settings& settings();

@@ -7,6 +7,7 @@
 #include "data/manifest.h"
 #include "engine/error.h"
 #include "engine/fault_injection.h"
+#include "engine/precision.h"
 #include "engine/rng.h"
 #include "engine/settings.h"
 #include "ffr/checkpoint.h"
@@ -177,10 +178,11 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
                      "); choose another folder or delete it");
   }
   const auto start = std::chrono::steady_clock::now();
-  Settings numerics = settings();
+  const Device device = resolve_device(config.device);
+  const Precision precision = resolve_precision(config.precision, device);
+  Settings numerics = with_precision(settings(), precision);
   numerics.deterministic = config.deterministic;
   SettingsScope settings_scope(numerics);
-  const Device device = resolve_device(config.device);
 
   // Everything that can fail on bad input fails here, before the folder is touched.
   const data::Manifest manifest = data::read_manifest(config.manifest);
@@ -213,7 +215,8 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   CheckpointInfo checkpoint{model->architecture(), model->num_classes(), image_size,
                             {{"config", config_to_json(config)},
                              // read by the inference API (layers/inference.h) to name its predictions
-                             {"class_names", nlohmann::json(manifest.info.class_names).dump()}}};
+                             {"class_names", nlohmann::json(manifest.info.class_names).dump()},
+                             {"precision", precision_name(precision)}}};
   auto save_best = [&](const Classifier& m, const std::string& stage, int64_t epoch, double val_wa) {
     CheckpointInfo info = checkpoint;
     info.extra["stage"] = stage;
@@ -329,6 +332,7 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
 
   result.seconds = seconds_so_far();
   result.device = describe_device(device);
+  result.precision = precision_name(precision);
   folder.write_groups(result, manifest.info);
   folder.write_result(result);  // its presence marks the run complete
   std::error_code ignored;

@@ -50,6 +50,9 @@ struct ExperimentConfig {
   // execution
   uint64_t seed = 0;                     // links stage 1 and 2, subsampling, init, sampling
   std::string device = "auto";           // auto | cpu | cuda
+  // auto (tf32 on CUDA, fp32 on the CPU) | fp32 | tf32 | bf16: engine/precision.h. tf32 on the
+  // CPU computes as fp32 (there are no TF32 units).
+  std::string precision = "auto";
   bool deterministic = false;
   int loader_workers = 2;
   int64_t max_train_samples = 0;         // 0: all; else a seeded per-group-proportional cap (demo, tests)
@@ -79,6 +82,7 @@ struct ExperimentResult {
                                        // for stage2-then-1); -1 for single-stage runs
   double seconds = 0.0;
   std::string device;                  // where it ran, in words ("cuda:0 NVIDIA H100 ...", "cpu")
+  std::string precision;               // what it ran with: fp32, tf32 or bf16 ("auto" resolved)
 };
 
 // Progress of long work, for the CLI (the library never prints).

@@ -84,6 +84,7 @@ json config_json(const ExperimentConfig& c) {
           {"groupdro_adjustment", c.groupdro_adjustment},
           {"seed", c.seed},
           {"device", c.device},
+          {"precision", c.precision},
           {"deterministic", c.deterministic},
           {"loader_workers", c.loader_workers},
           {"max_train_samples", c.max_train_samples}};
@@ -115,6 +116,7 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   read_key(doc, "groupdro_adjustment", c.groupdro_adjustment, source);
   read_key(doc, "seed", c.seed, source);
   read_key(doc, "device", c.device, source);
+  read_key(doc, "precision", c.precision, source);
   read_key(doc, "deterministic", c.deterministic, source);
   read_key(doc, "loader_workers", c.loader_workers, source);
   read_key(doc, "max_train_samples", c.max_train_samples, source);
@@ -153,7 +155,8 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"best_epoch", r.best_epoch},
                     {"stage1_best_epoch", r.stage1_best_epoch},
                     {"seconds", r.seconds},
-                    {"device", r.device}};
+                    {"device", r.device},
+                    {"precision", r.precision}};
   return doc.dump(2) + "\n";
 }
 
@@ -171,6 +174,7 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
   read_key(doc, "stage1_best_epoch", r.stage1_best_epoch, source);
   read_key(doc, "seconds", r.seconds, source);
   read_key(doc, "device", r.device, source);
+  read_key(doc, "precision", r.precision, source);
   return r;
 }
 

@@ -83,7 +83,7 @@ Grid make_grid(const GridOptions& options);
 // when the stem says nothing ("manifest").
 std::string dataset_name(const std::string& manifest);
 
-// grid.json: the grid without execution settings (device, loader workers), so shards run on
+// grid.json: the grid without execution settings (device, precision, loader workers), so shards run on
 // different machines write identical files. Throws InputError naming `source` when malformed.
 std::string grid_to_json(const Grid& grid);
 Grid grid_from_json(const std::string& text, const std::string& source);

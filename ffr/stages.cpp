@@ -35,6 +35,9 @@ void validate_config(const ExperimentConfig& c) {
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
     fail("device must be auto, cpu or cuda, got '" + c.device + "'");
   }
+  if (c.precision != "auto" && c.precision != "fp32" && c.precision != "tf32" && c.precision != "bf16") {
+    fail("precision must be auto, fp32, tf32 or bf16, got '" + c.precision + "'");
+  }
   const bool ffr = c.augmentation == data::Augmentation::FFR;
   if (ffr || c.stages == StageOrder::Stage1Only || c.stages == StageOrder::Stage2Then1) {
     if (c.stage1_epochs < 1) fail(detail::concat("stage1_epochs must be >= 1, got ", c.stage1_epochs));

@@ -34,7 +34,8 @@ NamedTensors snapshot(const Classifier& model) {
   return state;
 }
 
-// Adam over the parameters that still learn (frozen BN affine parameters drop out).
+}  // namespace
+
 std::unique_ptr<Adam> make_optimizer(const Classifier& model, double learning_rate, double weight_decay) {
   std::vector<Tensor> parameters;
   std::vector<std::string> names;
@@ -48,6 +49,8 @@ std::unique_ptr<Adam> make_optimizer(const Classifier& model, double learning_ra
   options.weight_decay = weight_decay;  // coupled L2, as torch.optim.Adam (the paper's optimiser)
   return std::make_unique<Adam>(std::move(parameters), options, std::move(names));
 }
+
+namespace {
 
 // val_wa < 0: a step inside the epoch; else the epoch's closing report, after validation.
 void report(const TrainingContext& context, const StagePlan& plan, int64_t epoch, int64_t step, int64_t steps,

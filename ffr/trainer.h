@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace ffr {
@@ -97,6 +98,12 @@ struct TrainingContext {
   RunClock* clock = nullptr;
 };
 
+
+class Adam;
+
+// The trainer's optimizer: Adam with coupled L2 (as torch.optim.Adam, the paper's) over the
+// parameters that still learn (frozen BN affine parameters drop out).
+std::unique_ptr<Adam> make_optimizer(const Classifier& model, double learning_rate, double weight_decay);
 
 // Steps of one epoch of `plan` (for RunClock::total_steps).
 int64_t stage_steps_per_epoch(const StagePlan& plan, int64_t batch_size);

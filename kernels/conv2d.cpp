@@ -5,6 +5,8 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/settings.h"
+#include "kernels/bfloat16_compute.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
@@ -215,6 +217,32 @@ void conv2d_backward_weight_cpu(const void* dy, const void* x, void* dw, DType d
 
 namespace {
 
+// Each launcher pair runs on CUDA or the CPU by the operands' device; under bf16 compute
+// (kernels/bfloat16_compute.h) on bf16 operands with a bf16 result upcast to float32.
+#ifdef FFR_WITH_CUDA
+#define FFR_CUDA_LAUNCHER(launcher) launcher
+#else
+#define FFR_CUDA_LAUNCHER(launcher) nullptr  // never called: CPU tensors only
+#endif
+using Conv2dLauncher = void (*)(const void*, const void*, void*, DType, const Conv2dGeometry&);
+
+Tensor run_conv(const Tensor& a, const Tensor& b, const Shape& out_shape, const Conv2dGeometry& g,
+                Conv2dLauncher cpu, Conv2dLauncher cuda) {
+  auto launch = [&](const Tensor& a_, const Tensor& b_, Tensor& out) {
+#ifdef FFR_WITH_CUDA
+    if (a_.is_cuda()) {
+      cuda(a_.raw_data(), b_.raw_data(), out.raw_data(), out.dtype(), g);
+      return;
+    }
+#endif
+    cpu(a_.raw_data(), b_.raw_data(), out.raw_data(), out.dtype(), g);
+  };
+  if (uses_bfloat16_compute(a)) return run_in_bfloat16(a, b, out_shape, launch);
+  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  launch(a, b, out);
+  return out;
+}
+
 void check_operand(const Tensor& t, const Tensor& x, const char* what) {
   FFR_CHECK(t.dtype() == x.dtype(), "conv2d: ", what, " ", t.str(), " has another dtype than x ", x.str());
   FFR_CHECK(t.device() == x.device(), "conv2d: ", what, " ", t.str(), " is on another device than x ", x.str());
@@ -228,16 +256,9 @@ Tensor conv2d_backward_input(const Tensor& grad_output, const Tensor& weight, co
   FFR_CHECK(grad_output.shape() == g.output_shape() && weight.shape() == g.weight_shape(),
             "conv2d_backward_input: shapes do not match the geometry");
   check_operand(weight, grad_output, "weight");
-  Tensor dx = Tensor::empty(g.input_shape(), grad_output.dtype(), grad_output.device());
-  if (dx.numel() == 0) return dx;
-#ifdef FFR_WITH_CUDA
-  if (grad_output.is_cuda()) {
-    conv2d_backward_input_cuda(grad_output.raw_data(), weight.raw_data(), dx.raw_data(), dx.dtype(), g);
-    return dx;
-  }
-#endif
-  conv2d_backward_input_cpu(grad_output.raw_data(), weight.raw_data(), dx.raw_data(), dx.dtype(), g);
-  return dx;
+  if (shape_numel(g.input_shape()) == 0) return Tensor::empty(g.input_shape(), grad_output.dtype(), grad_output.device());
+  return run_conv(grad_output, weight, g.input_shape(), g, conv2d_backward_input_cpu,
+                  FFR_CUDA_LAUNCHER(conv2d_backward_input_cuda));
 }
 
 Tensor conv2d_backward_weight(const Tensor& grad_output, const Tensor& x, const Conv2dGeometry& g) {
@@ -246,19 +267,13 @@ Tensor conv2d_backward_weight(const Tensor& grad_output, const Tensor& x, const 
   FFR_CHECK(grad_output.shape() == g.output_shape() && x.shape() == g.input_shape(),
             "conv2d_backward_weight: shapes do not match the geometry");
   check_operand(x, grad_output, "x");
-  Tensor dw = Tensor::empty(g.weight_shape(), grad_output.dtype(), grad_output.device());
   if (g.batch == 0) {
+    Tensor dw = Tensor::empty(g.weight_shape(), grad_output.dtype(), grad_output.device());
     dw.zero_();
     return dw;
   }
-#ifdef FFR_WITH_CUDA
-  if (grad_output.is_cuda()) {
-    conv2d_backward_weight_cuda(grad_output.raw_data(), x.raw_data(), dw.raw_data(), dw.dtype(), g);
-    return dw;
-  }
-#endif
-  conv2d_backward_weight_cpu(grad_output.raw_data(), x.raw_data(), dw.raw_data(), dw.dtype(), g);
-  return dw;
+  return run_conv(grad_output, x, g.weight_shape(), g, conv2d_backward_weight_cpu,
+                  FFR_CUDA_LAUNCHER(conv2d_backward_weight_cuda));
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dParams p) {
@@ -271,25 +286,25 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dP
     FFR_CHECK(bias.shape() == Shape{g.out_channels}, "conv2d: bias ", bias.str(), " should be [", g.out_channels,
               "]");
   }
-  Tensor y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
-  FlopCounter::record(y.numel() * g.in_channels_per_group() * g.kernel_height * g.kernel_width);
-  if (y.numel() > 0) {
-#ifdef FFR_WITH_CUDA
-    if (x.is_cuda()) {
-      conv2d_forward_cuda(x.raw_data(), weight.raw_data(), y.raw_data(), x.dtype(), g);
-    } else
-#endif
-    {
-      conv2d_forward_cpu(x.raw_data(), weight.raw_data(), y.raw_data(), x.dtype(), g);
-    }
+  Tensor y;
+  FlopCounter::record(shape_numel(g.output_shape()) * g.in_channels_per_group() * g.kernel_height * g.kernel_width);
+  if (shape_numel(g.output_shape()) > 0) {
+    y = run_conv(x, weight, g.output_shape(), g, conv2d_forward_cpu, FFR_CUDA_LAUNCHER(conv2d_forward_cuda));
+    // The bias is added in float32 after the (possibly bf16-rounded) product, as cuDNN + autocast do.
     if (bias.defined()) add_(y, bias.detach().view_as_shape({1, g.out_channels, 1, 1}));
+  } else {
+    y = Tensor::empty(g.output_shape(), x.dtype(), x.device());
   }
   if (!needs_grad({&x, &weight, &bias})) return y;
   // Each gradient needs only the other operand: save just what will be used.
   const bool grad_x = needs_grad({&x}), grad_w = needs_grad({&weight}), grad_b = needs_grad({&bias});
   record_op("conv2d", y, {x, weight, bias},
             [g, grad_x, grad_w, grad_b, x_saved = grad_w ? x.detach() : Tensor(),
-             w_saved = grad_x ? weight.detach() : Tensor()](const Tensor& gy) {
+             w_saved = grad_x ? weight.detach() : Tensor(), bf16 = settings().bfloat16_compute](const Tensor& gy) {
+              // The backward convolutions compute in the precision the forward one did.
+              Settings s = settings();
+              s.bfloat16_compute = bf16;
+              SettingsScope precision(s);
               return std::vector<Tensor>{
                   grad_x ? conv2d_backward_input(gy, w_saved, g) : Tensor(),
                   grad_w ? conv2d_backward_weight(gy, x_saved, g) : Tensor(),

@@ -9,7 +9,9 @@
 //
 // Math: bfloat16 data runs on tensor cores with float32 accumulation; float32 uses TF32 tensor
 // cores only when settings().allow_tf32, and otherwise CUDNN_FMA_MATH, because cuDNN's default
-// math may pick TF32 for float32 data on its own.
+// math may pick TF32 for float32 data on its own. allow_tf32 is set by Precision::TensorFloat32
+// (engine/precision.h; the CUDA default), bf16 data by Precision::BFloat16 (kernels/bfloat16_compute.h).
+// CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION is never used: it lets cuDNN convert float32 data to fp16.
 #include "engine/cuda/context.h"
 #include "engine/settings.h"
 #include "kernels/conv2d.h"

@@ -3,7 +3,8 @@
 //
 // CPU: im2col + OpenBLAS GEMM per image and group (the reference, float32 and float64).
 // CUDA: cuDNN's convolution API, float32 and bfloat16 (bf16 data, float32 accumulation); the
-// algorithm is picked once per problem and cached per thread (kernels/conv2d.cu).
+// algorithm is picked once per problem and cached per thread (kernels/conv2d.cu). Under
+// settings().bfloat16_compute (Precision::BFloat16) float32 operands run as bf16 (kernels/bfloat16_compute.h).
 #pragma once
 
 #include "engine/tensor.h"

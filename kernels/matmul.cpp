@@ -5,6 +5,8 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/settings.h"
+#include "kernels/bfloat16_compute.h"
 #include "kernels/dispatch.h"
 
 #include <cblas.h>
@@ -71,18 +73,34 @@ void check_fits_int(const GemmProblem& p) {
             "GEMM dimensions m=", p.m, " n=", p.n, " k=", p.k, " batch=", p.batch, " exceed the int range");
 }
 
-Tensor run_gemm(const GemmProblem& p, const Tensor& a, const Tensor& b, const Shape& out_shape) {
-  check_fits_int(p);
-  FlopCounter::record(p.batch * p.m * p.n * p.k);
-  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+void launch_gemm(const GemmProblem& p, const Tensor& a, const Tensor& b, Tensor& out) {
 #ifdef FFR_WITH_CUDA
   if (a.is_cuda()) {
     gemm_cuda(p, a.raw_data(), b.raw_data(), out.raw_data(), a.dtype());
-    return out;
+    return;
   }
 #endif
   gemm_cpu(p, a.raw_data(), b.raw_data(), out.raw_data(), a.dtype());
+}
+
+Tensor run_gemm(const GemmProblem& p, const Tensor& a, const Tensor& b, const Shape& out_shape) {
+  check_fits_int(p);
+  FlopCounter::record(p.batch * p.m * p.n * p.k);
+  if (uses_bfloat16_compute(a)) {
+    return run_in_bfloat16(a, b, out_shape,
+                           [&](const Tensor& a16, const Tensor& b16, Tensor& out) { launch_gemm(p, a16, b16, out); });
+  }
+  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  launch_gemm(p, a, b, out);
   return out;
+}
+
+// The backward GEMMs compute in the precision the forward one did, even if the backward pass
+// runs under other settings.
+Settings backward_settings(bool bfloat16_compute) {
+  Settings s = settings();
+  s.bfloat16_compute = bfloat16_compute;
+  return s;
 }
 
 }  // namespace
@@ -118,7 +136,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   const Shape g2 = {p.m, p.n};
   record_op("matmul", out, {a, b},
             [ad = need_b ? a.detach() : Tensor(), bd = need_a ? b.detach() : Tensor(), a_shape, a2, g2,
-             transpose_a, transpose_b](const Tensor& gy) {
+             transpose_a, transpose_b, bf16 = settings().bfloat16_compute](const Tensor& gy) {
+              SettingsScope precision(backward_settings(bf16));
               const Tensor g = gy.view_as_shape(g2);
               Tensor ga, gb;
               if (bd.defined()) {
@@ -158,7 +177,8 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b)
   const bool need_a = needs_grad({&a}), need_b = needs_grad({&b});
   record_op("bmm", out, {a, b},
             [ad = need_b ? a.detach() : Tensor(), bd = need_a ? b.detach() : Tensor(), transpose_a,
-             transpose_b](const Tensor& g) {
+             transpose_b, bf16 = settings().bfloat16_compute](const Tensor& g) {
+              SettingsScope precision(backward_settings(bf16));
               Tensor ga, gb;
               if (bd.defined()) ga = transpose_a ? bmm(bd, g, transpose_b, true) : bmm(g, bd, false, !transpose_b);
               if (ad.defined()) gb = transpose_b ? bmm(g, ad, true, transpose_a) : bmm(ad, g, !transpose_a, false);

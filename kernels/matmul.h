@@ -4,7 +4,8 @@
 // same GEMM with transpose flags, so no transposed copy is ever made.
 //
 // CPU: OpenBLAS (float32, float64). CUDA: cuBLAS with float32 (TF32 tensor cores when
-// settings().allow_tf32) or bfloat16 operands, always accumulating in float32.
+// settings().allow_tf32) or bfloat16 operands, always accumulating in float32. Under
+// settings().bfloat16_compute (Precision::BFloat16) float32 operands run as bf16 (kernels/bfloat16_compute.h).
 #pragma once
 
 #include "engine/tensor.h"

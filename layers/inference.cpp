@@ -4,6 +4,7 @@
 #include "data/preprocess.h"
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/precision.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "kernels/softmax.h"
@@ -28,6 +29,7 @@ struct InferenceModel::State {
   int64_t image_size = 0;
   std::vector<std::string> class_names;  // empty when the checkpoint has none
   Device device;
+  Precision precision = Precision::Float32;
   int max_batch = 0;
   std::unique_ptr<Classifier> model;
   std::mutex mutex;  // one call at a time (see the header)
@@ -121,6 +123,13 @@ InferenceModel::InferenceModel(const std::string& checkpoint_path, const Inferen
   s.path = checkpoint_path;
   s.max_batch = options.max_batch;
   s.device = choose_device(options.device);
+  switch (options.precision) {
+    case InferencePrecision::Auto: s.precision = default_precision(s.device); break;
+    case InferencePrecision::Float32: s.precision = Precision::Float32; break;
+    case InferencePrecision::TensorFloat32: s.precision = Precision::TensorFloat32; break;
+    case InferencePrecision::BFloat16: s.precision = Precision::BFloat16; break;
+    default: throw InputError("InferenceOptions::precision: not an InferencePrecision value");
+  }
 
   SafetensorsFile file = load_safetensors(checkpoint_path);
   s.architecture = required_entry(file.metadata, "architecture", checkpoint_path);
@@ -151,6 +160,7 @@ std::vector<Prediction> InferenceModel::State::run_batches(size_t count,
                                                           Features features) {
   std::lock_guard<std::mutex> lock(mutex);
   NoGradGuard no_grad;
+  PrecisionScope precision_scope(precision);  // the calling thread's, for this call only
   const int side = int(image_size);
   const size_t image_floats = size_t(3) * side * side;
   const size_t classes = size_t(num_classes);
@@ -209,6 +219,7 @@ int64_t InferenceModel::image_size() const { return state_->image_size; }
 int64_t InferenceModel::feature_dim() const { return state_->model->feature_dim(); }
 bool InferenceModel::has_class_names() const { return !state_->class_names.empty(); }
 std::string InferenceModel::device() const { return state_->device.str(); }
+std::string InferenceModel::precision() const { return precision_name(state_->precision); }
 
 std::string InferenceModel::class_name(int64_t class_index) const {
   if (class_index < 0 || class_index >= state_->num_classes) {

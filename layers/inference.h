@@ -48,10 +48,16 @@ namespace ffr {
 // saying why.
 enum class InferenceDevice { Auto, Cpu, Cuda };
 
+// The precision of the model's matrix products and convolutions (engine/precision.h): Auto is
+// TF32 on a GPU and Float32 on the CPU; TensorFloat32 on the CPU computes as Float32; BFloat16
+// rounds their inputs and results to bfloat16 (float32 accumulation; about 1e-2 relative).
+enum class InferencePrecision { Auto, Float32, TensorFloat32, BFloat16 };
+
 struct InferenceOptions {
   InferenceDevice device = InferenceDevice::Auto;
   // Images per forward pass in batch calls: bounds activation memory.
   int max_batch = 32;
+  InferencePrecision precision = InferencePrecision::Auto;
 };
 
 // Caller-owned pixels, read during the call only: 8-bit RGB, row-major, interleaved.
@@ -102,6 +108,7 @@ class InferenceModel {
   // The class's name from the checkpoint, or its index in decimal when it has none.
   std::string class_name(int64_t class_index) const;
   std::string device() const;  // "cpu", "cuda:0"
+  std::string precision() const;  // "fp32", "tf32" or "bf16": what the calls run with
 
  private:
   struct State;

@@ -196,6 +196,29 @@ TEST_F(FfrExperiment, KilledRunIsCleanedAndRestarted) {
   EXPECT_NO_THROW(load_checkpoint((run_dir / kCheckpointFile).string()));
 }
 
+// --precision: recorded as given in config.json, as run in result.json and the checkpoint; "auto"
+// is fp32 on the CPU; a bad name is refused before the folder is touched.
+TEST_F(FfrExperiment, PrecisionIsRecordedAndValidated) {
+  TempDir dir;
+  ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  c.precision = "bf16";
+  const ExperimentResult r = run_experiment(c, (dir / "bf16").string());
+  EXPECT_EQ(r.precision, "bf16");
+  const nlohmann::json config = nlohmann::json::parse(read_file(dir / "bf16" / kConfigFile));
+  EXPECT_EQ(config.at("precision"), "bf16");
+  const nlohmann::json result = nlohmann::json::parse(read_file(dir / "bf16" / kResultFile));
+  EXPECT_EQ(result.at("precision"), "bf16");
+  EXPECT_EQ(load_checkpoint((dir / "bf16" / kCheckpointFile).string()).info.extra.at("precision"), "bf16");
+  EXPECT_EQ(read_result((dir / "bf16").string()).precision, "bf16");
+
+  c.precision = "auto";
+  EXPECT_EQ(run_experiment(c, (dir / "auto").string()).precision, "fp32") << "auto on the CPU";
+  c.precision = "fp16";
+  data::testing::expect_input_error([&] { run_experiment(c, (dir / "bad").string()); },
+                                    {"precision", "fp16", "fp32", "tf32", "bf16"});
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
 TEST_F(FfrExperiment, CompletedRunIsReusedAndAnotherConfigurationRefused) {
   TempDir dir;
   const std::string run_dir = (dir / "run").string();

@@ -138,6 +138,8 @@ TEST(FfrGrid, RunNamesAreStableReadableAndDistinct) {
   elsewhere.device = "cuda";
   elsewhere.loader_workers = 7;
   EXPECT_EQ(run_name(elsewhere), name);
+  elsewhere.precision = "bf16";  // goes with the device; recorded in each run's config.json
+  EXPECT_EQ(run_name(elsewhere), name);
 
   std::set<std::string> names = {name};
   ExperimentConfig d = c;

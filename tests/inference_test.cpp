@@ -9,6 +9,7 @@
 #include "engine/allocator.h"
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/precision.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "kernels/softmax.h"
@@ -116,6 +117,33 @@ TEST(Inference, MatchesTheModelCalledDirectly) {
     EXPECT_EQ(p.probability, p.probabilities[size_t(p.class_index)]);
     EXPECT_EQ(model.feature_dim(), int64_t(features.size()));
   }
+}
+
+// The precision option: fp32 by default on the CPU, tf32 computes as fp32 there, and bf16 (mixed
+// precision matmul/conv) stays within its 1e-2 tolerance of fp32 while actually differing.
+TEST(Inference, PrecisionOption) {
+  TempDir dir;
+  const std::string path = (dir / "model.safetensors").string();
+  save_model(path, "resnet_tiny", 5, 16);
+  const data::RgbImage image = random_image(20, 20, 4);
+  InferenceModel fp32(path, {InferenceDevice::Cpu});
+  EXPECT_EQ(fp32.precision(), "fp32");
+  InferenceOptions tf32_options{InferenceDevice::Cpu};
+  tf32_options.precision = InferencePrecision::TensorFloat32;
+  InferenceModel tf32(path, tf32_options);
+  EXPECT_EQ(tf32.precision(), "tf32");
+  InferenceOptions bf16_options{InferenceDevice::Cpu};
+  bf16_options.precision = InferencePrecision::BFloat16;
+  InferenceModel bf16(path, bf16_options);
+  EXPECT_EQ(bf16.precision(), "bf16");
+
+  const Prediction p32 = fp32.classify(view_of(image), Features::Include);
+  const Prediction pt = tf32.classify(view_of(image), Features::Include);
+  const Prediction p16 = bf16.classify(view_of(image), Features::Include);
+  EXPECT_EQ(pt.probabilities, p32.probabilities) << "tf32 on the CPU computes as fp32";
+  EXPECT_NE(p16.features, p32.features) << "bf16 computed as fp32";
+  expect_near_vectors(p16.probabilities, p32.probabilities, 2e-2f, "bf16 probabilities");
+  EXPECT_EQ(precision_of(settings()), Precision::Float32) << "the caller's thread settings leaked";
 }
 
 TEST(Inference, FilesBuffersStridesAndBatchesAgree) {
@@ -290,11 +318,16 @@ TEST(Inference, CudaMatchesCpu) {
   const std::string path = (dir / "model.safetensors").string();
   save_model(path, "resnet_tiny", 4, 16);
   InferenceModel cpu(path, {InferenceDevice::Cpu});
-  InferenceModel gpu(path, {InferenceDevice::Cuda});
+  InferenceOptions exact{InferenceDevice::Cuda};
+  exact.precision = InferencePrecision::Float32;  // the GPU's default is TF32
+  InferenceModel gpu(path, exact);
   EXPECT_EQ(gpu.device(), "cuda:0");
   const data::RgbImage image = random_image(30, 20, 9);
-  expect_same_prediction(gpu.classify(view_of(image), Features::Include), cpu.classify(view_of(image), Features::Include),
-                         1e-4f, "cuda vs cpu");
+  const Prediction reference = cpu.classify(view_of(image), Features::Include);
+  expect_same_prediction(gpu.classify(view_of(image), Features::Include), reference, 1e-4f, "cuda vs cpu");
+  InferenceModel tf32(path, {InferenceDevice::Cuda});
+  EXPECT_EQ(tf32.precision(), "tf32");
+  expect_same_prediction(tf32.classify(view_of(image), Features::Include), reference, 1e-2f, "cuda tf32 vs cpu");
 }
 
 // The README's number: peak CPU memory of resnet50, batch 1 at 224 px. Slow (a 100 MB checkpoint):
