@@ -42,7 +42,7 @@ TOLERANCES = {
 }
 
 
-def build_model(name, torch):
+def build_model(name, image_size, torch):
     if name == "resnet50":
         from torchvision.models import resnet50
         model = resnet50()
@@ -57,7 +57,8 @@ def build_model(name, torch):
         return model
     if name == "vit_b32":
         import timm
-        return timm.create_model("vit_base_patch32_224", pretrained=False)
+        # img_size sizes the position embedding as the engine's make_model does for the input.
+        return timm.create_model("vit_base_patch32_224", pretrained=False, img_size=image_size)
     raise SystemExit(f"torch_parity: unknown model {name} (resnet50 or vit_b32)")
 
 
@@ -115,7 +116,7 @@ def main():
     except ImportError as e:
         finish(77, skipped=f"{e}")
     try:
-        model = build_model(a.model, torch)
+        model = build_model(a.model, a.image_size, torch)
     except ImportError as e:
         finish(77, skipped=f"{a.model} needs a package that is not installed: {e}")
     if a.device == "cuda" and not torch.cuda.is_available():
