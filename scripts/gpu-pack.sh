@@ -47,6 +47,7 @@ while read -r name path; do
   case $name in
     libcuda.so* | libcudart.so* | libcublas*.so* | libcudnn*.so* | libnvJitLink*.so*) ;;  # from the wheels there
     linux-vdso* | ld-linux* | libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so*) ;;  # glibc: the system's
+    libz.so*) ;;  # every system has it (Python too): not shadowed here; the fallback build's copy is in prefix/
     libstdc++.so* | libgcc_s.so*) cp -L "$path" "$stage/lib-cxx/$name" ;;
     *) cp -L "$path" "$stage/lib/$name" ;;
   esac
@@ -55,7 +56,6 @@ done < <(ldd "$build/ffr-bench" "$build/ffr_tests" | awk '$2 == "=>" && $3 ~ /^\
 xz_pack bin.tar.xz bin
 # For a build there: the unversioned names the linker looks for.
 ln -s libopenblas.so.0 "$stage/lib/libopenblas.so"
-[[ -f $stage/lib/libz.so.1 ]] && ln -s libz.so.1 "$stage/lib/libz.so"
 xz_pack libs.tar.xz lib lib-cxx
 
 # ---- the fallback build's dependencies: a prefix laid out like /usr ----
@@ -70,7 +70,8 @@ cp -r /usr/$arch_dir/cmake/GTest "$p/$arch_dir/cmake/"
 cp /usr/$arch_dir/libgtest.a /usr/$arch_dir/libgtest_main.a /usr/$arch_dir/libgmock.a /usr/$arch_dir/libgmock_main.a \
   "$p/$arch_dir/"
 ln -s ../../../lib/libopenblas.so.0 "$p/$arch_dir/libopenblas.so"
-ln -s ../../../lib/libz.so.1 "$p/$arch_dir/libz.so"
+cp -L /usr/$arch_dir/libz.so.1 "$p/$arch_dir/libz.so.1"
+ln -s libz.so.1 "$p/$arch_dir/libz.so"
 xz_pack deps.tar.xz prefix
 
 # ---- a small data set for the demo ----
