@@ -97,10 +97,14 @@ if [[ $mode == gpu ]]; then
   # cuDNN, cuBLAS and the CUDA runtime from PyTorch's NVIDIA wheels (this machine has no system
   # copies): every folder under the `nvidia` namespace package that holds one of them.
   wheel_libs=$(python3 - <<'EOF' 2>>"$logs/environment.log"
-import glob, os
-import nvidia
+import glob, importlib.util, os
+roots = []
+for package in ("nvidia", "torch"):  # the wheels; torch/lib in case a build bundles them
+    spec = importlib.util.find_spec(package)
+    if spec is not None:
+        roots += [os.path.join(r, "lib") if package == "torch" else r for r in spec.submodule_search_locations]
 dirs = []
-for root in nvidia.__path__:
+for root in roots:
     for pattern in ("libcudnn.so*", "libcublas.so*", "libcublasLt.so*", "libcudart.so*", "libnvJitLink.so*"):
         for f in glob.glob(os.path.join(root, "**", pattern), recursive=True):
             d = os.path.dirname(f)
@@ -255,7 +259,7 @@ fi
 parity() {  # model
   local size=224 batch=16 device=cuda
   [[ $mode == cpu ]] && { batch=2; device=cpu; [[ $1 == resnet50 ]] && size=64; }
-  python3 "$repo/tools/torch_parity.py" --bench "$bench" --model "$1" --out "$logs/parity" --device $device \
+  python3 "$repo/tools/torch_parity.py" --bench "$bench" --model "$1" --out "$logs/parity" --work "$work/parity" --device $device \
     --batch $batch --image-size $size --precision fp32
   local rc=$?
   local j=$logs/parity/parity-$1.json
@@ -410,7 +414,7 @@ EOF
 status=0
 grep -qP '\t(FAIL|TIMEOUT)\t' "$results" && status=1
 [[ -f $out/summary.txt ]] || status=1
-tar -C "$out" -czf "$out/logs.tar.gz" logs 2>/dev/null
+tar -C "$out" -czf "$out/logs.tar.gz" --exclude='*.safetensors' logs 2>/dev/null  # checkpoints stay out
 # The device tool brings back at most 8 files from $OUT: there, keep the bundle, not the loose logs.
 if [[ -n ${OUT:-} && $out == "$OUT"* ]]; then rm -rf "$logs"; fi
 exit $status

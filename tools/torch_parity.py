@@ -90,7 +90,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bench", required=True)
     p.add_argument("--model", required=True, choices=["resnet50", "vit_b32"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="logs and the JSON summary")
+    p.add_argument("--work", help="weights, inputs and outputs (hundreds of MB at full size); default --out")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--image-size", type=int, default=224)
@@ -131,7 +132,9 @@ def main():
     x = torch.randn(a.batch, 3, a.image_size, a.image_size, generator=gen)
     classes = model.state_dict()["fc.weight" if a.model == "resnet50" else "head.weight"].shape[0]
     labels = torch.randint(0, classes, (a.batch,), generator=gen)
-    paths = {k: os.path.join(a.out, f"{a.model}-{k}.safetensors") for k in
+    work = a.work or a.out
+    os.makedirs(work, exist_ok=True)
+    paths = {k: os.path.join(work, f"{a.model}-{k}.safetensors") for k in
              ("weights", "input", "labels", "eval", "train")}
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, paths["weights"])
     save_file({"input": x.contiguous()}, paths["input"])
