@@ -93,6 +93,22 @@ ConvAlgorithmCache& conv_algorithm_cache() {
   return cache;
 }
 
+SearchWorkspace::SearchWorkspace(Allocator& allocator, size_t bytes) : allocator_(allocator) {
+  while (bytes > 0) {
+    try {
+      ptr_ = allocator_.allocate(bytes);
+      bytes_ = bytes;
+      return;
+    } catch (const OutOfMemoryError&) {
+      bytes /= 2;
+    }
+  }
+}
+
+SearchWorkspace::~SearchWorkspace() {
+  if (ptr_ != nullptr) allocator_.deallocate(ptr_, bytes_);
+}
+
 bool parse_cudnn_benchmark(const char* value, bool fallback) {
   if (value == nullptr || value[0] == '\0') return fallback;
   if (std::strcmp(value, "1") == 0) return true;

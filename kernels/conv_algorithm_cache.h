@@ -12,6 +12,7 @@
 // data type, memory layout, math (TF32 allowed or not), determinism, benchmark mode and every size.
 #pragma once
 
+#include "engine/allocator.h"
 #include "engine/dtype.h"
 #include "engine/settings.h"
 #include "kernels/conv2d.h"
@@ -82,6 +83,25 @@ class ConvAlgorithmCache {
 };
 
 ConvAlgorithmCache& conv_algorithm_cache();
+
+// Scratch for a timed search: `bytes` from `allocator` (the CUDA caching allocator; never
+// cudaMalloc), halved after each OutOfMemoryError down to nothing. The search then skips the
+// algorithms that need more than it got. Returned to the allocator on destruction.
+class SearchWorkspace {
+ public:
+  SearchWorkspace(Allocator& allocator, size_t bytes);
+  ~SearchWorkspace();
+  SearchWorkspace(const SearchWorkspace&) = delete;
+  SearchWorkspace& operator=(const SearchWorkspace&) = delete;
+
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Allocator& allocator_;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
 
 // Timed search on or off. Default: on, unless FFR_CUDNN_BENCHMARK is "0" (read once; "1" is on;
 // anything else is an ffr::Error naming the variable). set_cudnn_benchmark overrides both for the

@@ -172,6 +172,25 @@ TEST(ConvAlgorithmCache, ConcurrentSearchesAgreeOnOneChoice) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
+TEST(SearchWorkspace, HalvesUntilItFitsAndGivesItBack) {
+  Allocator& allocator = cpu_allocator();
+  const size_t before = allocator.stats().allocated_bytes;
+  allocator.set_limit(before + 5000);
+  {
+    SearchWorkspace w(allocator, 16384);  // 16384 and 8192 are refused, 4096 fits
+    EXPECT_EQ(w.bytes(), 4096u);
+    ASSERT_NE(w.data(), nullptr);
+    EXPECT_GE(allocator.stats().allocated_bytes, before + 4096);
+  }
+  EXPECT_EQ(allocator.stats().allocated_bytes, before);
+  {
+    SearchWorkspace none(allocator, 0);
+    EXPECT_EQ(none.bytes(), 0u);
+    EXPECT_EQ(none.data(), nullptr);
+  }
+  allocator.set_limit(0);
+}
+
 TEST(CudnnBenchmark, EnvironmentValues) {
   EXPECT_TRUE(parse_cudnn_benchmark(nullptr, true));
   EXPECT_FALSE(parse_cudnn_benchmark("", false));

@@ -31,38 +31,6 @@ cudnnMathType_t candidate_math(DType dtype, cudnnMathType_t offered) {
   return requested_math(dtype) == CUDNN_FMA_MATH ? CUDNN_FMA_MATH : offered;
 }
 
-// Scratch for a timed search, from the caching allocator (never cudaMalloc here): the largest
-// workspace any candidate asks for (capped), halved until it fits; candidates that need more than
-// it gets are reported by cuDNN as failed and not chosen. Returned to the cache on destruction
-// (after the search, which synchronises, so no kernel still uses it).
-class SearchWorkspace {
- public:
-  SearchWorkspace(int device, size_t bytes) : allocator_(cuda_allocator(device)) {
-    while (bytes > 0) {
-      try {
-        ptr_ = allocator_.allocate(bytes);
-        bytes_ = bytes;
-        return;
-      } catch (const OutOfMemoryError&) {
-        bytes /= 2;
-      }
-    }
-  }
-  ~SearchWorkspace() {
-    if (ptr_ != nullptr) allocator_.deallocate(ptr_, bytes_);
-  }
-  SearchWorkspace(const SearchWorkspace&) = delete;
-  SearchWorkspace& operator=(const SearchWorkspace&) = delete;
-
-  void* data() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  Allocator& allocator_;
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
 // What differs between the three passes: cuDNN's entry points, bound to the problem's descriptors.
 //   max_count(&n), heuristics(n, &returned, perf*), find(n, &returned, perf*, workspace, bytes),
 //   workspace_size(algo, &bytes) -> bool (false: the algorithm does not support the problem).
@@ -83,7 +51,9 @@ ConvAlgorithmChoice choose(ConvDescriptors& desc, DType dtype, const ConvAlgorit
       size_t bytes = 0;
       if (workspace_size(algo, &bytes) && bytes <= kMaxWorkspaceBytes) largest = std::max(largest, bytes);
     }
-    SearchWorkspace workspace(device, largest);
+    // From the caching allocator; returned to it after the search, which synchronises, so no
+    // kernel still uses it.
+    SearchWorkspace workspace(cuda_allocator(device), largest);
     FFR_CUDNN_CHECK(find(count, &returned, perf.data(), workspace.data(), workspace.bytes()));
     for (int i = 0; i < returned; ++i) {
       const Perf& p = perf[size_t(i)];
