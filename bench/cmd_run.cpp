@@ -8,6 +8,7 @@
 #include "bench/flag_checks.h"
 #include "bench/progress.h"
 #include "engine/error.h"
+#include "engine/profiler_window.h"
 #include "ffr/experiment.h"
 #include "ffr/run_folder.h"
 
@@ -25,6 +26,7 @@ struct RunOptions {
   std::vector<uint64_t> seeds{0};
   std::string out;
   bool restart = false;
+  std::string profile_steps;  // "A:B": a cudaProfilerStart/Stop window (engine/profiler_window.h)
 };
 
 struct MeanAndStd {
@@ -93,13 +95,26 @@ void run(RunOptions& o) {
   if (c.stages != StageOrder::Full && c.augmentation != data::Augmentation::FFR) {
     throw InputError("--stages " + o.stages + " applies to --aug ffr only");
   }
+  // Training steps are counted over the whole command (every seed), from its progress reports:
+  // one per step, plus one closing each epoch.
+  ProfilerWindow profiler(o.profile_steps.empty() ? ProfileSteps{} : parse_profile_steps(o.profile_steps),
+                          o.profile_steps.empty() ? Device::cpu() : resolve_device(c.device));
+  if (!o.profile_steps.empty() && !profiler.note().empty()) std::printf("note: %s\n", profiler.note().c_str());
+  int64_t steps_done = 0;
+  auto count_steps = [&](ProgressCallback print) -> ProgressCallback {
+    return [&profiler, &steps_done, print](const Progress& p) {
+      if (!p.epoch_done) profiler.step_done(++steps_done);
+      print(p);
+    };
+  };
+  profiler.begin();
   std::vector<ExperimentResult> results;
   for (uint64_t seed : o.seeds) {
     c.seed = seed;
     const std::string dir = (std::filesystem::path(o.out) / ("seed-" + std::to_string(seed))).string();
     if (o.restart && !has_result(dir) && std::filesystem::exists(dir)) RunFolder(dir).start_fresh();
     const bool done = has_result(dir);
-    results.push_back(run_experiment(c, dir, progress_printer("seed " + std::to_string(seed))));
+    results.push_back(run_experiment(c, dir, count_steps(progress_printer("seed " + std::to_string(seed)))));
     if (!done) end_progress_line();
     std::printf("seed %llu:%s test WA %.1f BA %.1f (%s)\n", static_cast<unsigned long long>(seed),
                 done ? " already complete," : "", 100 * results.back().test.worst_group_accuracy,
@@ -165,6 +180,9 @@ void setup(CLI::App& sub) {
   sub.add_option("--max-train-samples", c.max_train_samples,
                  "cap on each training list, kept in group proportion (0: no cap)")
       ->check(non_negative())->capture_default_str();
+  sub.add_option("--profile-steps", o->profile_steps,
+                 "A:B: cudaProfilerStart before training step A, cudaProfilerStop after step B (for nsys "
+                 "--capture-range=cudaProfilerApi / ncu --profile-from-start off; no-op on the CPU)");
   sub.add_flag("--restart", o->restart,
                "start unfinished runs over instead of resuming them from their last complete epoch");
   sub.callback([o] { run(*o); });

@@ -278,6 +278,7 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
     };
 
     for (int64_t step = 0; step < steps; ++step) {
+      NvtxRange step_range("train_step");  // what `ncu --nvtx --nvtx-include train_step/` profiles
       const int64_t run_step = next_run_step();
       if (epoch_first_run_step < 0) epoch_first_run_step = run_step;
       if (fault::active()) {

@@ -38,6 +38,11 @@ struct Conv2dGeometry {
   Shape output_shape() const { return {batch, out_channels, out_height, out_width}; }
 };
 
+// Memory order of a CUDA convolution's tensors: NCHW (weights [Cout, Cin/groups, kH, kW], as
+// torchvision) or channels-last NHWC (weights [Cout, kH, kW, Cin/groups]), which cuDNN's tensor
+// core kernels read without transposing. The sizes in Conv2dGeometry stay N, C, H, W either way.
+enum class ConvLayout : int8_t { NCHW, NHWC };
+
 // Checks that x [N, Cin, H, W] and weight [Cout, Cin/groups, kH, kW] fit `p` (ffr::Error if not)
 // and returns the geometry, with Hout = (H + 2 pad - dilation (k - 1) - 1) / stride + 1.
 Conv2dGeometry conv2d_geometry(const Shape& x_shape, const Shape& weight_shape, const Conv2dParams& p);
@@ -57,8 +62,11 @@ Tensor conv2d_backward_weight(const Tensor& grad_output, const Tensor& x, const 
 void conv2d_forward_cpu(const void* x, const void* w, void* y, DType dtype, const Conv2dGeometry& g);
 void conv2d_backward_input_cpu(const void* dy, const void* w, void* dx, DType dtype, const Conv2dGeometry& g);
 void conv2d_backward_weight_cpu(const void* dy, const void* x, void* dw, DType dtype, const Conv2dGeometry& g);
-void conv2d_forward_cuda(const void* x, const void* w, void* y, DType dtype, const Conv2dGeometry& g);
-void conv2d_backward_input_cuda(const void* dy, const void* w, void* dx, DType dtype, const Conv2dGeometry& g);
-void conv2d_backward_weight_cuda(const void* dy, const void* x, void* dw, DType dtype, const Conv2dGeometry& g);
+void conv2d_forward_cuda(const void* x, const void* w, void* y, DType dtype, const Conv2dGeometry& g,
+                         ConvLayout layout = ConvLayout::NCHW);
+void conv2d_backward_input_cuda(const void* dy, const void* w, void* dx, DType dtype, const Conv2dGeometry& g,
+                                ConvLayout layout = ConvLayout::NCHW);
+void conv2d_backward_weight_cuda(const void* dy, const void* x, void* dw, DType dtype, const Conv2dGeometry& g,
+                                 ConvLayout layout = ConvLayout::NCHW);
 
 }  // namespace ffr

@@ -1,6 +1,7 @@
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "data_test_support.h"
+#include "tests/testing.h"
 
 // The test writes grey, RGBA and JPEG files with stb (internal linkage, like the library's copy).
 #pragma GCC diagnostic push
@@ -102,7 +103,7 @@ TEST(DataImage, PreprocessWritesNormalisedChwPlanes) {
 }
 
 // The fuzzer's seeds and regression inputs (fuzz/corpus/image, fuzz/README.md's findings).
-std::filesystem::path image_corpus() { return std::filesystem::path(FFR_SOURCE_DIR) / "fuzz" / "corpus" / "image"; }
+std::filesystem::path image_corpus() { return std::filesystem::path(ffr::testing::source_dir()) / "fuzz" / "corpus" / "image"; }
 
 // Each regression input that must be refused, and what its InputError must say.
 const std::map<std::string, std::vector<std::string>>& refused_regressions() {

@@ -19,7 +19,7 @@
 namespace ffr {
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(FFR_SOURCE_DIR) + "/tests/fixtures/" + name; }
+std::string fixture(const std::string& name) { return testing::source_dir() + "/tests/fixtures/" + name; }
 
 std::map<std::string, Tensor> by_name(const NamedTensors& tensors) {
   std::map<std::string, Tensor> out;

@@ -5,9 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace ffr::testing {
+
+std::string source_dir() {
+  const char* env = std::getenv("FFR_SOURCE_DIR");
+  return env != nullptr && env[0] != '\0' ? env : FFR_SOURCE_DIR;
+}
 
 Tensor random_tensor(const Shape& shape, Rng& rng, DType dtype, double low, double high) {
   return Tensor::uniform(shape, low, high, rng, dtype, Device::cpu());

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace ffr::testing {
@@ -58,6 +59,11 @@ OpFunction in_bfloat16(OpFunction op);
 // max |a - b| / (atol + rtol |b|) <= 1, with the worst position reported on failure.
 void expect_close(const Tensor& actual, const Tensor& expected, double rtol, double atol,
                   const std::string& what = "");
+
+// The source tree (fixtures, corpora): $FFR_SOURCE_DIR when set (ctest sets it; so does
+// scripts/gpu-check.sh, whose test binary may have been built in another checkout), else the
+// tree the binary was built from.
+std::string source_dir();
 
 // Random inputs, never all zeros.
 Tensor random_tensor(const Shape& shape, Rng& rng, DType dtype = DType::Float64, double low = -1.0,

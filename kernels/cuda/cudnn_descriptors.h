@@ -52,23 +52,26 @@ class CudnnDescriptor {
   Handle handle_ = nullptr;
 };
 
-// A dense NCHW tensor.
+// A dense 4-D tensor of sizes (n, c, h, w), stored NCHW or channels-last (CUDNN_TENSOR_NHWC).
 class TensorDescriptor
     : public CudnnDescriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor> {
  public:
-  TensorDescriptor(DType dtype, int64_t n, int64_t c, int64_t h, int64_t w) {
-    FFR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(get(), CUDNN_TENSOR_NCHW, cudnn_data_type(dtype), cudnn_dim(n),
-                                               cudnn_dim(c), cudnn_dim(h), cudnn_dim(w)));
+  TensorDescriptor(DType dtype, int64_t n, int64_t c, int64_t h, int64_t w,
+                   cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW) {
+    FFR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(get(), format, cudnn_data_type(dtype), cudnn_dim(n), cudnn_dim(c),
+                                               cudnn_dim(h), cudnn_dim(w)));
   }
 };
 
-// Convolution weights [K, C/groups, kH, kW].
+// Convolution weights of sizes [K, C/groups, kH, kW], stored so (NCHW) or [K, kH, kW, C/groups]
+// (CUDNN_TENSOR_NHWC).
 class FilterDescriptor
     : public CudnnDescriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor> {
  public:
-  FilterDescriptor(DType dtype, int64_t k, int64_t c, int64_t h, int64_t w) {
-    FFR_CUDNN_CHECK(cudnnSetFilter4dDescriptor(get(), cudnn_data_type(dtype), CUDNN_TENSOR_NCHW, cudnn_dim(k),
-                                               cudnn_dim(c), cudnn_dim(h), cudnn_dim(w)));
+  FilterDescriptor(DType dtype, int64_t k, int64_t c, int64_t h, int64_t w,
+                   cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW) {
+    FFR_CUDNN_CHECK(cudnnSetFilter4dDescriptor(get(), cudnn_data_type(dtype), format, cudnn_dim(k), cudnn_dim(c),
+                                               cudnn_dim(h), cudnn_dim(w)));
   }
 };
 
