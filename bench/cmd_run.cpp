@@ -97,7 +97,9 @@ void run(RunOptions& o) {
   for (uint64_t seed : o.seeds) {
     c.seed = seed;
     const std::string dir = (std::filesystem::path(o.out) / ("seed-" + std::to_string(seed))).string();
-    if (o.restart && !has_result(dir) && std::filesystem::exists(dir)) RunFolder(dir).start_fresh();
+    if (o.restart && std::filesystem::exists(dir) && (!has_result(dir) || completed_on_other_data(dir, c))) {
+      RunFolder(dir).start_fresh();
+    }
     const bool done = has_result(dir);
     results.push_back(run_experiment(c, dir, progress_printer("seed " + std::to_string(seed))));
     if (!done) end_progress_line();
@@ -162,7 +164,8 @@ void setup(CLI::App& sub) {
                  "cap on each training list, kept in group proportion (0: no cap)")
       ->check(non_negative())->capture_default_str();
   sub.add_flag("--restart", o->restart,
-               "start unfinished runs over instead of resuming them from their last complete epoch");
+               "start unfinished runs over instead of resuming them from their last complete epoch, and "
+               "completed ones whose data (manifest or sidecar) has changed since");
   sub.callback([o] { run(*o); });
 }
 

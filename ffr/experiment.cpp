@@ -9,6 +9,7 @@
 #include "engine/fault_injection.h"
 #include "engine/rng.h"
 #include "engine/settings.h"
+#include "engine/sha256.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
 #include "ffr/evaluation.h"
@@ -82,9 +83,11 @@ std::optional<ResumeState> read_resume_state(const RunFolder& folder, const Expe
   } catch (const InputError& e) {
     throw InputError(e.what() + start_over);
   }
-  if (!same_experiment(config_from_json(state.config_json, path + " (metadata config)"), config)) {
+  const ExperimentConfig recorded = config_from_json(state.config_json, path + " (metadata config)");
+  if (!same_experiment(recorded, config)) {
     throw InputError(path + ": holds an unfinished run of another configuration" + start_over);
   }
+  check_same_data(recorded, config, path, "run with --restart to start it over on the current data, or choose a new --out");
   if (state.stage_index >= int64_t(stages.size()) || stages[size_t(state.stage_index)].name != state.stage_name) {
     throw InputError(detail::concat(path, ": saved in stage '", state.stage_name, "' (index ", state.stage_index,
                                     "), which this configuration does not have", start_over));
@@ -157,6 +160,36 @@ Device resolve_device(const std::string& name) {
 
 bool has_result(const std::string& run_dir) { return RunFolder(run_dir).complete(); }
 
+ExperimentConfig with_data_hashes(const ExperimentConfig& config) {
+  ExperimentConfig out = config;
+  out.manifest_sha256 = sha256_file_hex(config.manifest);
+  out.sidecar_sha256 = sha256_file_hex(data::sidecar_path(config.manifest).string());
+  return out;
+}
+
+void check_same_data(const ExperimentConfig& recorded, const ExperimentConfig& current, const std::string& record_file,
+                     const std::string& way_out) {
+  auto changed = [&](const std::string& file, const std::string& was, const std::string& now) {
+    if (was.empty() || was == now) return;  // older run folders recorded no hash
+    throw InputError(detail::concat(record_file, ": was run on other data: ", file, " has changed since (sha256 ",
+                                    was.substr(0, 12), "... then, ", now.substr(0, 12), "... now); ", way_out));
+  };
+  changed(current.manifest, recorded.manifest_sha256, current.manifest_sha256);
+  changed(data::sidecar_path(current.manifest).string(), recorded.sidecar_sha256, current.sidecar_sha256);
+}
+
+bool completed_on_other_data(const std::string& run_dir, const ExperimentConfig& config) {
+  if (!has_result(run_dir)) return false;
+  const ExperimentConfig recorded = read_result(run_dir).config;
+  if (!same_experiment(recorded, config)) return false;
+  try {
+    check_same_data(recorded, with_data_hashes(config), "", "");
+  } catch (const InputError&) {
+    return true;
+  }
+  return false;
+}
+
 ExperimentResult read_result(const std::string& run_dir) {
   const std::string file = RunFolder(run_dir).path(kResultFile);
   std::ifstream in(file, std::ios::binary);
@@ -166,15 +199,22 @@ ExperimentResult read_result(const std::string& run_dir) {
   return result_from_json(text.str(), file);
 }
 
-ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
+ExperimentResult run_experiment(const ExperimentConfig& requested, const std::string& run_dir,
                                 const ProgressCallback& progress) {
-  validate_config(config);
+  validate_config(requested);
+  // From here on the configuration carries its data's hashes: config.json, the resume file, the
+  // checkpoint and result.json all record them.
+  const ExperimentConfig config = with_data_hashes(requested);
   const RunFolder folder(run_dir);
   if (folder.complete()) {
     ExperimentResult done = read_result(run_dir);
-    if (same_experiment(done.config, config)) return done;
-    throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
-                     "); choose another folder or delete it");
+    if (!same_experiment(done.config, config)) {
+      throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
+                       "); choose another folder or delete it");
+    }
+    check_same_data(done.config, config, folder.path(kResultFile),
+                    "rerun with --restart to train it again on the current data, or choose a new --out");
+    return done;
   }
   const auto start = std::chrono::steady_clock::now();
   Settings numerics = settings();

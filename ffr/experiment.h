@@ -30,6 +30,11 @@ data::SyntheticDistribution parse_synthetic_distribution(const std::string& name
 struct ExperimentConfig {
   // data
   std::string manifest;                  // CSV path (JSON sidecar beside it)
+  // The data's content: SHA-256 (hex) of the manifest CSV and of its sidecar, set by run_experiment
+  // (with_data_hashes) and recorded in config.json and result.json, so a run is keyed on its data
+  // and not only on the path. Empty in a configuration as asked, and in run folders written before
+  // runs recorded it (those cannot be checked and are taken as they are).
+  std::string manifest_sha256, sidecar_sha256;
   double bias_ratio = 0.99;
   data::Augmentation augmentation = data::Augmentation::None;
   data::SyntheticDistribution synthetic = data::SyntheticDistribution::Balanced;
@@ -97,9 +102,9 @@ using ProgressCallback = std::function<void(const Progress&)>;
 // (one line per epoch), groups.csv (per-group table), best.safetensors (best-WA checkpoint),
 // result.json (written last, atomically: its presence means the run is complete).
 //
-// A folder holding a completed run of the same experiment (same_experiment) is not rerun: its
-// result is returned. A completed run of another configuration is refused (InputError). An
-// unfinished run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
+// A folder holding a completed run of the same experiment (same_experiment) on the same data
+// (manifest and sidecar content, with_data_hashes) is not rerun: its result is returned. A completed
+// run of another configuration or of other data is refused (InputError). An unfinished run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
 // (resume.safetensors, ffr/resume_state.h); one of another configuration is refused. A folder
 // without result.json or resume.safetensors is cleaned (only the files a run writes are removed)
 // and the run starts over.
@@ -122,6 +127,23 @@ Device resolve_device(const std::string& name);
 
 // True when `run_dir` holds a result.json (a completed run).
 bool has_result(const std::string& run_dir);
+
+// `config` with manifest_sha256 and sidecar_sha256 set from the files as they are now. Only the
+// manifest CSV and its sidecar are hashed, not every image: that costs a read of two small files
+// per run rather than of the whole data set, and a rebuild (prepare --force with another seed,
+// ratio, severity or size) always changes them (orig_id, counts, generator, image_size). A data set
+// whose images were replaced in place under the same names is not noticed.
+ExperimentConfig with_data_hashes(const ExperimentConfig& config);
+
+// Throws InputError when `recorded` (the configuration a run folder's `record_file` holds) was run
+// on other data than `current` (with_data_hashes), naming the file that changed and `way_out`.
+// A record without hashes (an older run folder) is not checked.
+void check_same_data(const ExperimentConfig& recorded, const ExperimentConfig& current, const std::string& record_file,
+                     const std::string& way_out);
+
+// True when `run_dir` holds a completed run of `config` (same_experiment) made on other data than
+// the manifest's files hold now: what `ffr-bench run --restart` starts over.
+bool completed_on_other_data(const std::string& run_dir, const ExperimentConfig& config);
 
 // The run folder's file names.
 inline constexpr const char* kConfigFile = "config.json";

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -43,7 +44,10 @@ std::string format_double(double v, const char* format) {
 json config_json(const ExperimentConfig& c) { return json::parse(config_to_json(c)); }
 
 json result_relevant_json(const ExperimentConfig& c) {
-  json j = config_json(c);
+  ExperimentConfig settings = c;  // the data hashes are checked apart (check_same_data)
+  settings.manifest_sha256.clear();
+  settings.sidecar_sha256.clear();
+  json j = config_json(settings);
   for (const char* key : kExecutionKeys) j.erase(key);
   return j;
 }
@@ -629,6 +633,7 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
   if (!fs::is_regular_file(grid_file) || read_text(grid_file) != grid_text) write_text_atomically(grid_file, grid_text);
 
   const std::vector<GridRun> runs = shard_runs(plan_runs(grid), options.shard);
+  std::map<std::string, ExperimentConfig> data_hashes;  // per manifest, hashed once when first needed
   GridRunSummary summary;
   summary.runs = int64_t(runs.size());
   for (size_t k = 0; k < runs.size(); ++k) {
@@ -640,6 +645,12 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
     event.run = &run;
     if (has_result(dir)) {
       const ExperimentResult result = read_run(dir, run.config);
+      if (!result.config.manifest_sha256.empty()) {  // older folders recorded no hashes
+        auto [known, fresh] = data_hashes.try_emplace(run.config.manifest);
+        if (fresh) known->second = with_data_hashes(run.config);
+        check_same_data(result.config, known->second, (fs::path(dir) / kResultFile).string(),
+                        "delete " + dir + " to rerun it on the current data, or choose a new --out");
+      }
       ++summary.resumed;
       event.event = GridProgress::Event::Resumed;
       event.result = &result;
