@@ -160,6 +160,13 @@ Device resolve_device(const std::string& name) {
 
 bool has_result(const std::string& run_dir) { return RunFolder(run_dir).complete(); }
 
+std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config) {
+  data::ProtocolConfig protocol;  // the real splits only: no synthetic set is drawn
+  protocol.bias_ratio = config.bias_ratio;
+  protocol.seed = config.seed;
+  return data::make_experiment_splits(data::read_manifest(config.manifest), protocol).warnings;
+}
+
 ExperimentConfig with_data_hashes(const ExperimentConfig& config) {
   ExperimentConfig out = config;
   out.manifest_sha256 = sha256_file_hex(config.manifest);
@@ -329,6 +336,9 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
 
   ExperimentResult result;
   result.config = config;
+  result.train_majority_share = splits.train_bias_ratio.achieved;
+  result.val_majority_share = splits.val_bias_ratio.achieved;
+  result.warnings = splits.warnings;
   try {
     for (stage_index = 0; stage_index < stages.size(); ++stage_index) {
       const StagePlan& plan = stages[stage_index];

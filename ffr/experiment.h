@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -84,6 +85,12 @@ struct ExperimentResult {
                                        // for stage2-then-1); -1 for single-stage runs
   double seconds = 0.0;
   std::string device;                  // where it ran, in words ("cuda:0 NVIDIA H100 ...", "cpu")
+  // The majority share the bias ratio gave the real train and val splits (data/protocol.h): the
+  // ratio the run really trained and selected at, which whole samples and the per-group floors
+  // can move from config.bias_ratio. NaN when unknown (result files written before this).
+  double train_majority_share = std::numeric_limits<double>::quiet_NaN();
+  double val_majority_share = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::string> warnings;   // the protocol's (ExperimentSplits::warnings)
 };
 
 // Progress of long work, for the CLI (the library never prints).
@@ -124,6 +131,11 @@ ExperimentResult read_result(const std::string& run_dir);
 // ExperimentConfig::device as a Device: "auto" (the GPU when one answers, else the CPU), "cpu" or
 // "cuda" (InputError saying why when no GPU is usable).
 Device resolve_device(const std::string& name);
+
+// The protocol's warnings for `config` (data/protocol.h: a bias ratio the data expresses only
+// approximately), for the CLI to show before training; InputError for a ratio the data cannot
+// express at all. Reads the manifest; the synthetic sets are not drawn.
+std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config);
 
 // True when `run_dir` holds a result.json (a completed run).
 bool has_result(const std::string& run_dir);

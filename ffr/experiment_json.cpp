@@ -165,7 +165,9 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"best_epoch", r.best_epoch},
                     {"stage1_best_epoch", r.stage1_best_epoch},
                     {"seconds", r.seconds},
-                    {"device", r.device}};
+                    {"device", r.device},
+                    {"majority_share", {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
+                    {"warnings", r.warnings}};
   return doc.dump(2) + "\n";
 }
 
@@ -183,6 +185,11 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
   read_key(doc, "stage1_best_epoch", r.stage1_best_epoch, source);
   read_key(doc, "seconds", r.seconds, source);
   read_key(doc, "device", r.device, source);
+  if (doc.contains("majority_share") && doc["majority_share"].is_object()) {
+    read_key(doc["majority_share"], "train", r.train_majority_share, source + " (majority_share)");
+    read_key(doc["majority_share"], "val", r.val_majority_share, source + " (majority_share)");
+  }
+  read_key(doc, "warnings", r.warnings, source);
   return r;
 }
 

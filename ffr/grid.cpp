@@ -1,5 +1,7 @@
 #include "ffr/grid.h"
 
+#include "data/manifest.h"
+#include "data/protocol.h"
 #include "engine/atomic_file.h"
 #include "ffr/experiment_json.h"
 #include "engine/error.h"
@@ -620,6 +622,22 @@ std::string runs_dir(const std::string& out_dir) { return (fs::path(out_dir) / "
 
 std::string run_dir(const std::string& out_dir, const GridRun& run) {
   return (fs::path(runs_dir(out_dir)) / run.name).string();
+}
+
+std::vector<std::string> check_grid_bias_ratios(const Grid& grid) {
+  std::map<std::string, std::set<double>> ratios;  // per manifest
+  for (const GridRun& run : plan_runs(grid)) ratios[run.config.manifest].insert(run.config.bias_ratio);
+  std::vector<std::string> warnings;
+  for (const auto& [manifest_path, manifest_ratios] : ratios) {
+    const data::Manifest manifest = data::read_manifest(manifest_path);
+    for (double ratio : manifest_ratios) {
+      data::ProtocolConfig protocol;  // the real splits only: no synthetic set is drawn
+      protocol.bias_ratio = ratio;
+      const data::ExperimentSplits splits = data::make_experiment_splits(manifest, protocol);
+      warnings.insert(warnings.end(), splits.warnings.begin(), splits.warnings.end());
+    }
+  }
+  return warnings;
 }
 
 GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const RunFunction& run_function,
