@@ -44,13 +44,34 @@ std::string describe_device(Device device) {
 }
 
 // DFR: the backbone stays, the head is refitted on the penultimate features of the real
-// validation split (ffr/dfr.h) and written into the model.
-void refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
-                         const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed) {
+// validation split (ffr/dfr.h) and written into the model. Returns the fit and the validation
+// numbers DFR reports: those of its held-out half (the head that scored them never saw it; the
+// refit head has seen all of val, so its score there would be a training score).
+DfrResult refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
+                              const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed,
+                              SplitMetrics& heldout_val) {
   const FeatureSet f = extract_features(model, manifest, val, groups, eval);
-  const DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
+  DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
   model.head().weight.copy_(dfr.weight);
   model.head().bias.copy_(dfr.bias);
+
+  // The held-out predictions as one-hot logits through the same counting as every other split.
+  const int64_t n = int64_t(dfr.heldout_rows.size()), classes = model.num_classes();
+  std::vector<float> logits(size_t(n * classes), 0.0f);
+  std::vector<int64_t> labels(static_cast<size_t>(n)), group_ids(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) {
+    const size_t row = size_t(dfr.heldout_rows[size_t(k)]);
+    logits[size_t(k * classes + dfr.heldout_predictions[size_t(k)])] = 1.0f;
+    labels[size_t(k)] = f.labels[row];
+    group_ids[size_t(k)] = f.groups[row];
+  }
+  SubgroupAccuracy accuracy(groups.num_groups());
+  if (n > 0) {
+    accuracy.update(Tensor::from_vector(logits, {n, classes}), Tensor::from_vector(labels, {n}),
+                    Tensor::from_vector(group_ids, {n}));
+  }
+  heldout_val = split_metrics(accuracy.summary(), groups);
+  return dfr;
 }
 
 // Model selection needs real validation images, and DFR needs every group in both of its halves:
@@ -368,8 +389,9 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   const EvalOptions eval{device, loader, config.batch_size};
   std::string last_stage = stages.back().name;
   if (config.method == TrainingMethod::DFR) {
-    refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed);
-    result.val = evaluate(*model, manifest, splits.val, groups, eval);
+    const DfrResult dfr = refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed, result.val);
+    result.dfr_c = dfr.best_c;
+    result.dfr_tuning_worst_group_accuracy = dfr.tuning_worst_group_accuracy;
     last_stage += " + dfr head";
   }
   result.test = evaluate(*model, manifest, splits.test, groups, eval);

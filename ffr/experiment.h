@@ -77,7 +77,8 @@ struct SplitMetrics {
 
 struct ExperimentResult {
   ExperimentConfig config;
-  SplitMetrics val;                    // real validation, at the selected (best-WA) epoch
+  SplitMetrics val;                    // real validation, at the selected (best-WA) epoch; DFR:
+                                       // its held-out half, scored by the tuned C's head (ffr/dfr.h)
   SplitMetrics test;                   // real test, at the selected epoch
   SplitMetrics test_synthetic;         // held-out synthetic test (Table 3); empty groups if none
   int64_t best_epoch = -1;             // of the last stage (1-based)
@@ -91,6 +92,9 @@ struct ExperimentResult {
   double train_majority_share = std::numeric_limits<double>::quiet_NaN();
   double val_majority_share = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::string> warnings;   // the protocol's (ExperimentSplits::warnings)
+  // DFR only (NaN otherwise): the regularisation C chosen on val's held-out half, and its WA there.
+  double dfr_c = std::numeric_limits<double>::quiet_NaN();
+  double dfr_tuning_worst_group_accuracy = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Progress of long work, for the CLI (the library never prints).

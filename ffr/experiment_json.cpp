@@ -158,7 +158,7 @@ ExperimentConfig config_from_json(const std::string& text, const std::string& so
 }
 
 std::string result_to_json(const ExperimentResult& r) {
-  const json doc = {{"config", config_json_with_data(r.config)},
+  json doc = {{"config", config_json_with_data(r.config)},
                     {"val", metrics_json(r.val)},
                     {"test", metrics_json(r.test)},
                     {"test_synthetic", metrics_json(r.test_synthetic)},
@@ -168,6 +168,9 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"device", r.device},
                     {"majority_share", {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
                     {"warnings", r.warnings}};
+  if (std::isfinite(r.dfr_c)) {
+    doc["dfr"] = {{"c", r.dfr_c}, {"tuning_worst_group_accuracy", number(r.dfr_tuning_worst_group_accuracy)}};
+  }
   return doc.dump(2) + "\n";
 }
 
@@ -190,6 +193,10 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
     read_key(doc["majority_share"], "val", r.val_majority_share, source + " (majority_share)");
   }
   read_key(doc, "warnings", r.warnings, source);
+  if (doc.contains("dfr") && doc["dfr"].is_object()) {
+    read_key(doc["dfr"], "c", r.dfr_c, source + " (dfr)");
+    read_key(doc["dfr"], "tuning_worst_group_accuracy", r.dfr_tuning_worst_group_accuracy, source + " (dfr)");
+  }
   return r;
 }
 

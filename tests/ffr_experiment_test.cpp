@@ -5,6 +5,7 @@
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "ffr/checkpoint.h"
+#include "ffr/dfr.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
 #include "ffr/grid.h"
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -136,6 +138,32 @@ TEST_F(FfrExperiment, AchievedBiasRatioIsRecordedWithItsWarning) {
   EXPECT_TRUE(bias_ratio_warnings(c).empty());
   c.bias_ratio = 0.8;
   data::testing::expect_input_error([&] { bias_ratio_warnings(c); }, {"bias ratio 0.8", "0.9"});
+}
+
+// DFR's validation numbers are those of the half of val its head was not fit on, as the
+// protocol's C tuning scores it; the chosen C and its tuning WA are recorded (issue 17, item 6).
+TEST_F(FfrExperiment, DfrValidationIsTheHeldOutHalf) {
+  TempDir dir;
+  const ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::DFR);
+  const ExperimentResult r = run_experiment(c, (dir / "run").string());
+  data::ProtocolConfig protocol;
+  protocol.bias_ratio = c.bias_ratio;
+  protocol.seed = c.seed;
+  const data::Manifest manifest = data::read_manifest(c.manifest);
+  const data::GroupIndex groups(manifest.info);
+  const data::GroupCounts val = data::count_groups(manifest, data::make_experiment_splits(manifest, protocol).val, groups);
+  ASSERT_EQ(r.val.groups.size(), val.size());
+  for (size_t g = 0; g < val.size(); ++g) EXPECT_EQ(r.val.groups[g].total, val[g] / 2) << "group " << g;
+  EXPECT_DOUBLE_EQ(r.val.worst_group_accuracy, r.dfr_tuning_worst_group_accuracy);
+  const DfrOptions defaults;
+  EXPECT_NE(std::find(defaults.c_grid.begin(), defaults.c_grid.end(), r.dfr_c), defaults.c_grid.end());
+  const ExperimentResult back = read_result((dir / "run").string());
+  EXPECT_EQ(back.dfr_c, r.dfr_c);
+  EXPECT_EQ(back.dfr_tuning_worst_group_accuracy, r.dfr_tuning_worst_group_accuracy);
+  // Other methods record no C.
+  const ExperimentResult erm = run_experiment(tiny_config(Augmentation::None, TrainingMethod::ERM), (dir / "erm").string());
+  EXPECT_TRUE(std::isnan(erm.dfr_c));
+  EXPECT_EQ(read_file(dir / "erm" / kResultFile).find("dfr"), std::string::npos);
 }
 
 // grid checks every ratio against its data before any run starts (issue 17, item 1).
