@@ -80,8 +80,8 @@ void run_probe(const ProbeOptions& o) {
               100 * r.synthetic_accuracy);
   std::printf("  %-24s %8.1f%% %8.1f%% %10.1f%%\n", "all, training images", 100 * r.train_accuracy,
               100 * r.train_real_accuracy, 100 * r.train_synthetic_accuracy);
-  std::printf("\n%lld epoch(s) run; held-out accuracy %.1f%% (chance: 50%%): %s\n", static_cast<long long>(r.epochs_run),
-              100 * r.accuracy, source_probe_verdict_text(r).c_str());
+  std::printf("\n%lld epoch(s) run; held-out accuracy %.1f%% (chance: 50%%): %s\n",
+              static_cast<long long>(r.epochs_run), 100 * r.accuracy, source_probe_verdict_text(r).c_str());
   if (!o.out.empty()) {
     std::filesystem::create_directories(o.out);
     const std::string path = (std::filesystem::path(o.out) / "probe_source.json").string();

@@ -94,7 +94,9 @@ void run(RunOptions& o) {
     throw InputError("--stages " + o.stages + " applies to --aug ffr only");
   }
   // A ratio the data cannot express is refused here, before any seed trains.
-  for (const std::string& warning : bias_ratio_warnings(c)) std::fprintf(stderr, "ffr-bench: warning: %s\n", warning.c_str());
+  for (const std::string& warning : bias_ratio_warnings(c)) {
+    std::fprintf(stderr, "ffr-bench: warning: %s\n", warning.c_str());
+  }
   std::vector<ExperimentResult> results;
   for (uint64_t seed : o.seeds) {
     c.seed = seed;

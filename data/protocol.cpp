@@ -84,10 +84,11 @@ ExperimentSplits make_experiment_splits(const Manifest& manifest, const Protocol
   const BiasRatioOutcome& t = out.train_bias_ratio;
   if (t.floors_bind || t.minority_short) {
     out.warnings.push_back(detail::concat(
-        "bias ratio ", config.bias_ratio, ": ", manifest.csv_path.string(), "'s real train split trains at a majority share of ",
-        share_text(t.achieved),
+        "bias ratio ", config.bias_ratio, ": ", manifest.csv_path.string(),
+        "'s real train split trains at a majority share of ", share_text(t.achieved),
         t.floors_bind ? detail::concat(" (every group keeps at least ", config.train_min_per_group,
-                                       " sample(s): too few majority samples to express 1 - r = ", 1.0 - config.bias_ratio, ")")
+                                       " sample(s): too few majority samples to express 1 - r = ",
+                                       1.0 - config.bias_ratio, ")")
                       : std::string(" (a class keeps all its minority samples and still has fewer than r asks)")));
   }
 

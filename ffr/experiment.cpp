@@ -108,7 +108,8 @@ std::optional<ResumeState> read_resume_state(const RunFolder& folder, const Expe
   if (!same_experiment(recorded, config)) {
     throw InputError(path + ": holds an unfinished run of another configuration" + start_over);
   }
-  check_same_data(recorded, config, path, "run with --restart to start it over on the current data, or choose a new --out");
+  check_same_data(recorded, config, path,
+                  "run with --restart to start it over on the current data, or choose a new --out");
   if (state.stage_index >= int64_t(stages.size()) || stages[size_t(state.stage_index)].name != state.stage_name) {
     throw InputError(detail::concat(path, ": saved in stage '", state.stage_name, "' (index ", state.stage_index,
                                     "), which this configuration does not have", start_over));

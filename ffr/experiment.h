@@ -114,9 +114,10 @@ using ProgressCallback = std::function<void(const Progress&)>;
 // result.json (written last, atomically: its presence means the run is complete).
 //
 // A folder holding a completed run of the same experiment (same_experiment) on the same data
-// (manifest and sidecar content, with_data_hashes) is not rerun: its result is returned. A completed
-// run of another configuration or of other data is refused (InputError). An unfinished run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
-// (resume.safetensors, ffr/resume_state.h); one of another configuration is refused. A folder
+// (manifest and sidecar content, with_data_hashes) is not rerun: its result is returned. A
+// completed run of another configuration or of other data is refused (InputError). An unfinished
+// run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
+// (resume.safetensors, ffr/resume_state.h); one of another configuration or data is refused. A folder
 // without result.json or resume.safetensors is cleaned (only the files a run writes are removed)
 // and the run starts over.
 //

@@ -166,7 +166,8 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"stage1_best_epoch", r.stage1_best_epoch},
                     {"seconds", r.seconds},
                     {"device", r.device},
-                    {"majority_share", {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
+                    {"majority_share",
+                     {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
                     {"warnings", r.warnings}};
   if (std::isfinite(r.dfr_c)) {
     doc["dfr"] = {{"c", r.dfr_c}, {"tuning_worst_group_accuracy", number(r.dfr_tuning_worst_group_accuracy)}};

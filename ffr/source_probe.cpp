@@ -138,7 +138,9 @@ SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCa
     SubgroupAccuracy accuracy(2, device);
     auto eval_sampler = std::make_shared<data::SequentialSampler>(train, config.batch_size);
     data::DeviceLoader eval_loader(manifest, eval_sampler, loader_config, device);
-    while (auto batch = eval_loader.next()) accuracy.update(model->forward(batch->images), batch->source, batch->source);
+    while (auto batch = eval_loader.next()) {
+      accuracy.update(model->forward(batch->images), batch->source, batch->source);
+    }
     const SubgroupAccuracy::Counts seen = accuracy.counts();
     real_accuracy = seen.total[0] > 0 ? double(seen.correct[0]) / double(seen.total[0]) : 0.0;
     synthetic_accuracy = seen.total[1] > 0 ? double(seen.correct[1]) / double(seen.total[1]) : 0.0;
@@ -186,7 +188,8 @@ SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCa
     }
     result.train_loss.push_back(loss_sum.item() / double(steps));
     const SubgroupAccuracy::Counts seen = running.counts();  // one read per epoch
-    const double accuracy = double(seen.correct[0] + seen.correct[1]) / double(std::max<int64_t>(1, seen.total[0] + seen.total[1]));
+    const double accuracy =
+        double(seen.correct[0] + seen.correct[1]) / double(std::max<int64_t>(1, seen.total[0] + seen.total[1]));
     result.train_running_accuracy.push_back(accuracy);
     result.epochs_run = epoch + 1;
     // Converged, or no longer rising: more epochs would not change the verdict.
