@@ -24,6 +24,7 @@ struct EvalCommandOptions {
   int64_t seed = -1;       // -1: the checkpoint's run's
   int64_t batch_size = 256;
   int workers = 2;
+  bool ignore_class_names = false;
 };
 
 // The samples to evaluate: test as it is; val subsampled to the run's bias ratio when known.
@@ -53,10 +54,7 @@ void run_eval(const EvalCommandOptions& o) {
     run = config_from_json(it->second, o.checkpoint + " (metadata 'config')");
   }
   const data::Manifest manifest = data::read_manifest(o.manifest);
-  if (manifest.info.num_classes() != loaded.info.num_classes) {
-    throw InputError(detail::concat(o.manifest, " has ", manifest.info.num_classes(), " classes but ", o.checkpoint,
-                                    " was trained for ", loaded.info.num_classes));
-  }
+  check_checkpoint_classes(loaded.info, o.checkpoint, manifest.info.class_names, o.manifest, o.ignore_class_names);
   const data::GroupIndex groups(manifest.info);
   std::string described;
   const data::IndexList samples = select(manifest, o, run, described);
@@ -104,6 +102,8 @@ void setup(CLI::App& sub) {
   sub.add_option("--batch-size", o->batch_size, "evaluation batch size")->check(positive())
       ->capture_default_str();
   sub.add_option("--workers", o->workers, "image decoding threads")->check(positive())->capture_default_str();
+  sub.add_flag("--ignore-class-names", o->ignore_class_names,
+               "score even when the manifest's class names differ from the checkpoint's (same count)");
   sub.callback([o] { run_eval(*o); });
 }
 

@@ -167,6 +167,10 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
       throw InputError("--manifest: no such file: " + cell.config.manifest);
     }
   }
+  // Every ratio against its data before any run starts.
+  for (const std::string& warning : check_grid_bias_ratios(grid)) {
+    std::fprintf(stderr, "ffr-bench: warning: %s\n", warning.c_str());
+  }
   const std::vector<GridRun> mine = shard_runs(plan_runs(grid), shard);
   std::printf("grid: %zu cells, %zu seeds, %zu learning rates: %zu runs in all", grid.cells.size(), grid.seeds.size(),
               grid.learning_rates.size(), plan_runs(grid).size());

@@ -74,7 +74,9 @@ void run_inspect(const InspectOptions& options) {
     const int g = groups.group(y, splits.majority_bias[size_t(y)]);
     std::printf(" %s %.4f", manifest.info.class_names[size_t(y)].c_str(), all ? double(train[size_t(g)]) / double(all) : 0.0);
   }
-  std::printf("\n");
+  std::printf("\nmajority share, all classes: real train %.4f, real val %.4f\n", splits.train_bias_ratio.achieved,
+              splits.val_bias_ratio.achieved);
+  for (const std::string& warning : splits.warnings) std::fprintf(stderr, "ffr-bench: warning: %s\n", warning.c_str());
 }
 
 void setup(CLI::App& sub) {

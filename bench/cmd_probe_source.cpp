@@ -46,6 +46,13 @@ void write_json(const std::string& path, const SourceProbeConfig& c, const Sourc
                               {"real_accuracy", r.real_accuracy},
                               {"synthetic_accuracy", r.synthetic_accuracy},
                               {"per_class", classes},
+                              {"epochs_run", r.epochs_run},
+                              {"train_accuracy", r.train_accuracy},
+                              {"train_real_accuracy", r.train_real_accuracy},
+                              {"train_synthetic_accuracy", r.train_synthetic_accuracy},
+                              {"untrained_train_accuracy", r.untrained_train_accuracy},
+                              {"learned", r.learned},
+                              {"verdict", source_probe_verdict_text(r)},
                               {"train_loss", r.train_loss},
                               {"device", r.device},
                               {"seconds", r.seconds}};
@@ -71,8 +78,10 @@ void run_probe(const ProbeOptions& o) {
   }
   std::printf("  %-24s %8.1f%% %8.1f%% %10.1f%%\n", "all", 100 * r.accuracy, 100 * r.real_accuracy,
               100 * r.synthetic_accuracy);
-  std::printf("\nheld-out accuracy %.1f%% (chance: 50%%): real and synthetic images are %s\n", 100 * r.accuracy,
-              r.accuracy >= 0.75 ? "easy to tell apart" : r.accuracy >= 0.6 ? "distinguishable" : "hard to tell apart");
+  std::printf("  %-24s %8.1f%% %8.1f%% %10.1f%%\n", "all, training images", 100 * r.train_accuracy,
+              100 * r.train_real_accuracy, 100 * r.train_synthetic_accuracy);
+  std::printf("\n%lld epoch(s) run; held-out accuracy %.1f%% (chance: 50%%): %s\n",
+              static_cast<long long>(r.epochs_run), 100 * r.accuracy, source_probe_verdict_text(r).c_str());
   if (!o.out.empty()) {
     std::filesystem::create_directories(o.out);
     const std::string path = (std::filesystem::path(o.out) / "probe_source.json").string();
@@ -87,7 +96,11 @@ void setup(CLI::App& sub) {
   sub.add_option("--manifest", c.manifest, "data set manifest (CSV with a JSON sidecar)")
       ->required()->check(CLI::ExistingFile);
   sub.add_option("--model", c.model, "model name (ffr-bench models)")->capture_default_str();
-  sub.add_option("--epochs", c.epochs, "training epochs")->check(positive())->capture_default_str();
+  sub.add_option("--epochs", c.epochs, "at most this many training epochs (fewer once training accuracy plateaus)")
+      ->check(positive())->capture_default_str();
+  sub.add_option("--patience", c.patience,
+                 "stop after this many epochs without training accuracy rising (0: run all --epochs)")
+      ->check(non_negative())->capture_default_str();
   sub.add_option("--lr", c.learning_rate, "Adam learning rate")->check(positive())->capture_default_str();
   sub.add_option("--ratio", c.bias_ratio, "subsample real train to this bias ratio first (default: all of it)")
       ->check(open_unit_interval());

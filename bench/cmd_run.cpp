@@ -95,6 +95,10 @@ void run(RunOptions& o) {
   if (c.stages != StageOrder::Full && c.augmentation != data::Augmentation::FFR) {
     throw InputError("--stages " + o.stages + " applies to --aug ffr only");
   }
+  // A ratio the data cannot express is refused here, before any seed trains.
+  for (const std::string& warning : bias_ratio_warnings(c)) {
+    std::fprintf(stderr, "ffr-bench: warning: %s\n", warning.c_str());
+  }
   // Training steps are counted over the whole command (every seed), from its progress reports:
   // one per step, plus one closing each epoch.
   ProfilerWindow profiler(o.profile_steps.empty() ? ProfileSteps{} : parse_profile_steps(o.profile_steps),
@@ -112,7 +116,9 @@ void run(RunOptions& o) {
   for (uint64_t seed : o.seeds) {
     c.seed = seed;
     const std::string dir = (std::filesystem::path(o.out) / ("seed-" + std::to_string(seed))).string();
-    if (o.restart && !has_result(dir) && std::filesystem::exists(dir)) RunFolder(dir).start_fresh();
+    if (o.restart && std::filesystem::exists(dir) && (!has_result(dir) || completed_on_other_data(dir, c))) {
+      RunFolder(dir).start_fresh();
+    }
     const bool done = has_result(dir);
     results.push_back(run_experiment(c, dir, count_steps(progress_printer("seed " + std::to_string(seed)))));
     if (!done) end_progress_line();
@@ -184,7 +190,8 @@ void setup(CLI::App& sub) {
                  "A:B: cudaProfilerStart before training step A, cudaProfilerStop after step B (for nsys "
                  "--capture-range=cudaProfilerApi / ncu --profile-from-start off; no-op on the CPU)");
   sub.add_flag("--restart", o->restart,
-               "start unfinished runs over instead of resuming them from their last complete epoch");
+               "start unfinished runs over instead of resuming them from their last complete epoch, and "
+               "completed ones whose data (manifest or sidecar) has changed since");
   sub.callback([o] { run(*o); });
 }
 

@@ -17,6 +17,12 @@ void check_ratio(double bias_ratio) {
   }
 }
 
+// The minority samples class keeps at ratio r beside m majority ones: round(m (1 - r) / r).
+// The 1e-9 keeps exact products such as 900 * 0.1 / 0.9 = 100 from rounding the wrong way.
+int64_t minority_target(int64_t m, double bias_ratio) {
+  return int64_t(std::floor(double(m) * (1.0 - bias_ratio) / bias_ratio + 0.5 + 1e-9));
+}
+
 }  // namespace
 
 GroupCounts bias_ratio_counts(const GroupCounts& counts, const GroupIndex& groups,
@@ -33,8 +39,7 @@ GroupCounts bias_ratio_counts(const GroupCounts& counts, const GroupIndex& group
     for (int g : groups.groups_of_class(y)) {
       if (g != majority) minority.push_back(g);
     }
-    // The 1e-9 keeps exact products such as 900 * 0.1 / 0.9 = 100 from rounding the wrong way.
-    const int64_t target = int64_t(std::floor(double(m) * (1.0 - bias_ratio) / bias_ratio + 0.5 + 1e-9));
+    const int64_t target = minority_target(m, bias_ratio);
 
     int64_t available = 0, floors = 0;
     std::vector<int64_t> spare;  // what each minority group has beyond its floor
@@ -53,6 +58,38 @@ GroupCounts bias_ratio_counts(const GroupCounts& counts, const GroupIndex& group
     }
   }
   return kept;
+}
+
+BiasRatioOutcome bias_ratio_outcome(const GroupCounts& counts, const GroupIndex& groups,
+                                    const std::vector<int>& majority_bias, double bias_ratio, int min_per_group) {
+  const GroupCounts kept = bias_ratio_counts(counts, groups, majority_bias, bias_ratio, min_per_group);
+  BiasRatioOutcome out;
+  int64_t kept_majority = 0, kept_all = 0;
+  for (int y = 0; y < groups.num_classes(); ++y) {
+    const int majority = groups.group(y, majority_bias[size_t(y)]);
+    const int64_t m = counts[size_t(majority)];
+    int64_t available = 0, kept_minority = 0;
+    for (int g : groups.groups_of_class(y)) {
+      if (g == majority) continue;
+      available += counts[size_t(g)];
+      kept_minority += kept[size_t(g)];
+    }
+    kept_majority += m;
+    kept_all += m + kept_minority;
+    if (m + available == 0) continue;  // a class absent from the split constrains nothing
+    const double lowest = double(m) / double(m + available);
+    if (out.limiting_class < 0 || lowest > out.lowest_expressible) {
+      out.lowest_expressible = lowest;
+      out.limiting_class = y;
+      out.limiting_majority = m;
+      out.limiting_minority = available;
+    }
+    const int64_t target = minority_target(m, bias_ratio);
+    if (kept_minority < target) out.minority_short = true;
+    if (kept_minority > target) out.floors_bind = true;
+  }
+  out.achieved = kept_all > 0 ? double(kept_majority) / double(kept_all) : 0.0;
+  return out;
 }
 
 IndexList choose_per_group(const Manifest& manifest, const IndexList& indices, const GroupIndex& groups,

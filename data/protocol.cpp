@@ -6,6 +6,7 @@
 #include "engine/rng.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <iterator>
 
 namespace ffr::data {
@@ -23,6 +24,32 @@ IndexList merged(const IndexList& a, const IndexList& b) {
 
 std::string describe(const ProtocolConfig& config) {
   return detail::concat(augmentation_name(config.augmentation), " at bias ratio ", config.bias_ratio);
+}
+
+std::string share_text(double share) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4f", share);
+  return text;
+}
+
+// The outcome of subsampling `split`'s real samples to the config's ratio; refuses a ratio the
+// split cannot express (subsampling only drops minority samples, so it can never make a split less
+// biased than it is) rather than train at the data's ratio under the asked one's name.
+BiasRatioOutcome checked_outcome(const Manifest& manifest, const GroupIndex& groups, const IndexList& split,
+                                 const std::vector<int>& majority, const ProtocolConfig& config, int min_per_group,
+                                 const char* name) {
+  const BiasRatioOutcome o = bias_ratio_outcome(count_groups(manifest, split, groups), groups, majority,
+                                                config.bias_ratio, min_per_group);
+  if (o.lowest_expressible > config.bias_ratio + kBiasRatioTolerance) {
+    throw InputError(detail::concat(
+        manifest.csv_path.string(), ": bias ratio ", config.bias_ratio, " is below what its real ", name,
+        " split can express: class ", o.limiting_class, " '", manifest.info.class_names[size_t(o.limiting_class)],
+        "' has ", o.limiting_majority, " majority and only ", o.limiting_minority,
+        " minority samples, so its majority share cannot go below ", share_text(o.lowest_expressible),
+        " (subsampling only drops minority samples); use a ratio >= ", share_text(o.lowest_expressible),
+        ", or prepare the data at a lower ratio"));
+  }
+  return o;
 }
 
 }  // namespace
@@ -48,13 +75,29 @@ ExperimentSplits make_experiment_splits(const Manifest& manifest, const Protocol
   const GroupIndex groups(manifest.info);
   ExperimentSplits out;
   out.majority_bias = majority_bias(manifest, groups);
+  const IndexList all_train = select_samples(manifest, Split::Train, Source::Real);
+  const IndexList all_val = select_samples(manifest, Split::Val, Source::Real);
+  out.train_bias_ratio = checked_outcome(manifest, groups, all_train, out.majority_bias, config,
+                                         config.train_min_per_group, "train");
+  out.val_bias_ratio = checked_outcome(manifest, groups, all_val, out.majority_bias, config,
+                                       config.val_min_per_group, "val");
+  const BiasRatioOutcome& t = out.train_bias_ratio;
+  if (t.floors_bind || t.minority_short) {
+    out.warnings.push_back(detail::concat(
+        "bias ratio ", config.bias_ratio, ": ", manifest.csv_path.string(),
+        "'s real train split trains at a majority share of ", share_text(t.achieved),
+        t.floors_bind ? detail::concat(" (every group keeps at least ", config.train_min_per_group,
+                                       " sample(s): too few majority samples to express 1 - r = ",
+                                       1.0 - config.bias_ratio, ")")
+                      : std::string(" (a class keeps all its minority samples and still has fewer than r asks)")));
+  }
 
   Rng train_rng(config.seed, kTrainSubsample);
   const IndexList real_train =
-      subsample_to_bias_ratio(manifest, select_samples(manifest, Split::Train, Source::Real), groups,
+      subsample_to_bias_ratio(manifest, all_train, groups,
                               out.majority_bias, config.bias_ratio, config.train_min_per_group, train_rng);
   Rng val_rng(config.seed, kValSubsample);
-  out.val = subsample_to_bias_ratio(manifest, select_samples(manifest, Split::Val, Source::Real), groups,
+  out.val = subsample_to_bias_ratio(manifest, all_val, groups,
                                     out.majority_bias, config.bias_ratio, config.val_min_per_group, val_rng);
   out.test = select_samples(manifest, Split::Test, Source::Real);
   out.val_synthetic = select_samples(manifest, Split::Val, Source::Synthetic);

@@ -3,6 +3,7 @@
 // make_experiment_splits once per run; `ffr-bench inspect` prints the same thing.
 #pragma once
 
+#include "data/bias_ratio.h"
 #include "data/groups.h"
 
 #include <string>
@@ -41,11 +42,19 @@ struct ExperimentSplits {
   IndexList val_synthetic;   // held-out synthetic (the paper's Table 3), untouched
   IndexList test_synthetic;
   std::vector<int> majority_bias;  // per class, as used for subsampling
+  // What the bias ratio gave the real train and val splits (achieved majority shares), and
+  // warnings for the user: the real train split's share is not the asked ratio up to whole samples
+  // (a floor of one sample per group, or a shortage within kBiasRatioTolerance). Val's floor of
+  // val_min_per_group is the protocol's own rule and is recorded only.
+  BiasRatioOutcome train_bias_ratio, val_bias_ratio;
+  std::vector<std::string> warnings;
 };
 
 // Applies the protocol to a manifest. Deterministic in (manifest, config); the seed drives
 // every random choice through its own Philox stream, so the same seed links stage 1 and 2.
-// Throws ffr::InputError when the manifest lacks the synthetic samples a mode needs.
+// Throws ffr::InputError when the manifest lacks the synthetic samples a mode needs, or when the
+// real train or val split cannot express the bias ratio (its majority share stays above
+// config.bias_ratio + kBiasRatioTolerance however many minority samples are dropped), naming both.
 ExperimentSplits make_experiment_splits(const Manifest& manifest, const ProtocolConfig& config);
 
 // Real and synthetic counts per (y, b) group of one named part of an experiment.

@@ -9,11 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -24,6 +27,8 @@ namespace ffr::data {
 namespace {
 
 using sfmnist::ImageJob;
+
+constexpr const char* kBuilderName = "ffr-engine spurious-fashion-mnist v1";  // build.json's "builder"
 
 std::string relative_image_path(const ImageJob& job, int64_t serial) {
   char name[32];
@@ -72,7 +77,7 @@ void render_all(const std::vector<ImageJob>& jobs, const std::vector<std::string
 }
 
 nlohmann::json config_json(const SpuriousFashionMnistConfig& config) {
-  return {{"builder", "ffr-engine spurious-fashion-mnist v1"},
+  return {{"builder", kBuilderName},
           {"seed", config.seed},
           {"classes", config.classes},
           {"image_size", config.image_size},
@@ -87,6 +92,37 @@ nlohmann::json config_json(const SpuriousFashionMnistConfig& config) {
           {"supported_ratios", config.supported_ratios}};
 }
 
+// --force replaces a folder only when it is one this builder wrote (its build.json names us) and
+// holds nothing else, or is empty: a mistyped --out must never delete someone's files.
+void check_replaceable(const fs::path& out) {
+  std::error_code ec;
+  if (!fs::exists(out, ec)) return;
+  if (!fs::is_directory(out, ec)) {
+    throw InputError(detail::concat(out.string(), ": exists and is not a folder; --force replaces only a data set "
+                                    "folder written by `ffr-bench prepare`"));
+  }
+  if (fs::is_empty(out, ec)) return;
+  const fs::path build_json = out / "build.json";
+  bool ours = false;
+  if (fs::is_regular_file(build_json, ec)) {
+    std::ifstream in(build_json, std::ios::binary);
+    const nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    ours = doc.is_object() && doc.contains("builder") && doc["builder"] == kBuilderName;
+  }
+  if (!ours) {
+    throw InputError(detail::concat(out.string(), ": has no build.json written by `ffr-bench prepare`, so it is not "
+                                    "a data set of ours; --force will not delete it (choose another --out)"));
+  }
+  static const char* const kOurs[] = {"manifest.csv", "manifest.json", "build.json", "images"};
+  for (const auto& entry : fs::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (std::find(std::begin(kOurs), std::end(kOurs), name) == std::end(kOurs)) {
+      throw InputError(detail::concat(out.string(), ": holds ", name, ", which `ffr-bench prepare` did not write; "
+                                      "--force will not delete it (move it out, or choose another --out)"));
+    }
+  }
+}
+
 }  // namespace
 
 BuildSummary build_spurious_fashion_mnist(const SpuriousFashionMnistConfig& config,
@@ -94,6 +130,7 @@ BuildSummary build_spurious_fashion_mnist(const SpuriousFashionMnistConfig& conf
   sfmnist::validate_config(config);
   if (config.out.empty()) throw InputError("--out: no output folder given");
   // Fail on an existing output before the slow part.
+  if (config.replace_existing) check_replaceable(config.out);
   StagingDirectory staging(config.out, config.replace_existing);
 
   if (progress) progress({"reading Fashion-MNIST", 0, 2});

@@ -5,6 +5,8 @@
 #include "engine/safetensors.h"
 #include "layers/model_zoo.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cstdlib>
 
@@ -29,7 +31,39 @@ int64_t integer_entry(const std::map<std::string, std::string>& metadata, const 
   return v;
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 }  // namespace
+
+void check_checkpoint_classes(const CheckpointInfo& info, const std::string& checkpoint_path,
+                              const std::vector<std::string>& class_names, const std::string& manifest_path,
+                              bool ignore_class_names) {
+  if (int64_t(class_names.size()) != info.num_classes) {
+    throw InputError(detail::concat(manifest_path, " has ", class_names.size(), " classes (", joined(class_names),
+                                    ") but ", checkpoint_path, " was trained for ", info.num_classes));
+  }
+  auto it = info.extra.find("class_names");
+  if (ignore_class_names || it == info.extra.end()) return;  // older checkpoints record no names
+  const nlohmann::json doc = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::string> trained;
+  for (const auto& name : doc.is_array() ? doc : nlohmann::json::array()) {
+    if (name.is_string()) trained.push_back(name.get<std::string>());
+  }
+  if (!doc.is_array() || trained.size() != doc.size() || int64_t(trained.size()) != info.num_classes) {
+    throw InputError(detail::concat(checkpoint_path, ": metadata 'class_names' must be a JSON array of ",
+                                    info.num_classes, " strings, got '", it->second, "'"));
+  }
+  if (trained != class_names) {
+    throw InputError(detail::concat(checkpoint_path, " was trained for the classes (", joined(trained), ") but ",
+                                    manifest_path, " has (", joined(class_names),
+                                    "): the scores would compare other classes (pass --ignore-class-names if "
+                                    "the labels mean the same under other names)"));
+  }
+}
 
 void save_checkpoint(const std::string& path, const NamedTensors& state, const CheckpointInfo& info) {
   std::map<std::string, std::string> metadata = info.extra;

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ffr {
 
@@ -32,5 +33,14 @@ struct LoadedCheckpoint {
 // Throws InputError naming the file when it is not a classifier checkpoint (metadata missing) or
 // its tensors do not match the architecture it names.
 LoadedCheckpoint load_checkpoint(const std::string& path, Device device = Device::cpu());
+
+// Checks that a checkpoint fits a data set's classes (`ffr-bench eval`): the class count always,
+// and the class names, in order, when the checkpoint records them (metadata "class_names", written
+// by run_experiment) unless `ignore_class_names`. A model of one class set scored on a data set of
+// another with the same count would otherwise give numbers that mean nothing. InputError listing
+// both sets of names.
+void check_checkpoint_classes(const CheckpointInfo& info, const std::string& checkpoint_path,
+                              const std::vector<std::string>& class_names, const std::string& manifest_path,
+                              bool ignore_class_names);
 
 }  // namespace ffr

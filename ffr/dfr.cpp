@@ -181,6 +181,7 @@ DfrResult fit_dfr(const Tensor& features, const std::vector<int64_t>& labels, co
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return options.c_grid[a] < options.c_grid[b]; });
   std::vector<double> tuning_wga(options.c_grid.size());
+  std::vector<std::vector<int64_t>> tuning_predictions(options.c_grid.size());
   LogisticRegressionModel previous;
   for (size_t k = 0; k < order.size(); ++k) {
     const LogisticRegressionOptions lr{options.c_grid[order[k]], options.max_iterations, options.tolerance};
@@ -188,6 +189,7 @@ DfrResult fit_dfr(const Tensor& features, const std::vector<int64_t>& labels, co
                                        k > 0 ? &previous : nullptr);
     const std::vector<int64_t> predictions = logistic_regression_predict(previous, tune_x.values, tune_x.rows);
     tuning_wga[order[k]] = worst_group_accuracy(predictions, tune_y, tune_g, num_groups);
+    tuning_predictions[order[k]] = predictions;
   }
   const size_t best = size_t(std::max_element(tuning_wga.begin(), tuning_wga.end()) - tuning_wga.begin());
   const double best_c = options.c_grid[best];
@@ -225,6 +227,8 @@ DfrResult fit_dfr(const Tensor& features, const std::vector<int64_t>& labels, co
   result.bias = Tensor::from_vector(raw_bias, {num_classes});
   result.best_c = best_c;
   result.tuning_worst_group_accuracy = tuning_wga[best];
+  result.heldout_rows = tune_rows;
+  result.heldout_predictions = std::move(tuning_predictions[best]);
   return result;
 }
 

@@ -7,6 +7,7 @@
 //      subset of the first half (every group cut to the size of the smallest, seeded), features
 //      standardised with that subset's mean/std; score it on the whole second half by
 //      worst-group accuracy. Keep the best C (ties: the first in grid order).
+//      The best C's scores on that half are what a run reports as DFR's validation numbers.
 //   3. Refit with the best C num_retrains times, each on a fresh group-balanced subset of the
 //      whole validation split, and average the coefficients.
 //
@@ -33,6 +34,10 @@ struct DfrResult {
   Tensor bias;    // [C] float32 CPU
   double best_c;
   double tuning_worst_group_accuracy;  // of best_c, on the held-out half
+  // The held-out (tuning) half: its rows of `features`, and the predictions of best_c's head fit
+  // on the other half. What DFR reports as validation: the refit head has seen every row.
+  std::vector<int64_t> heldout_rows;
+  std::vector<int64_t> heldout_predictions;
 };
 
 struct DfrOptions {

@@ -10,6 +10,7 @@
 #include "engine/precision.h"
 #include "engine/rng.h"
 #include "engine/settings.h"
+#include "engine/sha256.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
 #include "ffr/evaluation.h"
@@ -44,13 +45,34 @@ std::string describe_device(Device device) {
 }
 
 // DFR: the backbone stays, the head is refitted on the penultimate features of the real
-// validation split (ffr/dfr.h) and written into the model.
-void refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
-                         const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed) {
+// validation split (ffr/dfr.h) and written into the model. Returns the fit and the validation
+// numbers DFR reports: those of its held-out half (the head that scored them never saw it; the
+// refit head has seen all of val, so its score there would be a training score).
+DfrResult refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
+                              const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed,
+                              SplitMetrics& heldout_val) {
   const FeatureSet f = extract_features(model, manifest, val, groups, eval);
-  const DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
+  DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
   model.head().weight.copy_(dfr.weight);
   model.head().bias.copy_(dfr.bias);
+
+  // The held-out predictions as one-hot logits through the same counting as every other split.
+  const int64_t n = int64_t(dfr.heldout_rows.size()), classes = model.num_classes();
+  std::vector<float> logits(size_t(n * classes), 0.0f);
+  std::vector<int64_t> labels(static_cast<size_t>(n)), group_ids(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) {
+    const size_t row = size_t(dfr.heldout_rows[size_t(k)]);
+    logits[size_t(k * classes + dfr.heldout_predictions[size_t(k)])] = 1.0f;
+    labels[size_t(k)] = f.labels[row];
+    group_ids[size_t(k)] = f.groups[row];
+  }
+  SubgroupAccuracy accuracy(groups.num_groups());
+  if (n > 0) {
+    accuracy.update(Tensor::from_vector(logits, {n, classes}), Tensor::from_vector(labels, {n}),
+                    Tensor::from_vector(group_ids, {n}));
+  }
+  heldout_val = split_metrics(accuracy.summary(), groups);
+  return dfr;
 }
 
 // Model selection needs real validation images, and DFR needs every group in both of its halves:
@@ -83,9 +105,12 @@ std::optional<ResumeState> read_resume_state(const RunFolder& folder, const Expe
   } catch (const InputError& e) {
     throw InputError(e.what() + start_over);
   }
-  if (!same_experiment(config_from_json(state.config_json, path + " (metadata config)"), config)) {
+  const ExperimentConfig recorded = config_from_json(state.config_json, path + " (metadata config)");
+  if (!same_experiment(recorded, config)) {
     throw InputError(path + ": holds an unfinished run of another configuration" + start_over);
   }
+  check_same_data(recorded, config, path,
+                  "run with --restart to start it over on the current data, or choose a new --out");
   if (state.stage_index >= int64_t(stages.size()) || stages[size_t(state.stage_index)].name != state.stage_name) {
     throw InputError(detail::concat(path, ": saved in stage '", state.stage_name, "' (index ", state.stage_index,
                                     "), which this configuration does not have", start_over));
@@ -158,6 +183,43 @@ Device resolve_device(const std::string& name) {
 
 bool has_result(const std::string& run_dir) { return RunFolder(run_dir).complete(); }
 
+std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config) {
+  data::ProtocolConfig protocol;  // the real splits only: no synthetic set is drawn
+  protocol.bias_ratio = config.bias_ratio;
+  protocol.seed = config.seed;
+  return data::make_experiment_splits(data::read_manifest(config.manifest), protocol).warnings;
+}
+
+ExperimentConfig with_data_hashes(const ExperimentConfig& config) {
+  ExperimentConfig out = config;
+  out.manifest_sha256 = sha256_file_hex(config.manifest);
+  out.sidecar_sha256 = sha256_file_hex(data::sidecar_path(config.manifest).string());
+  return out;
+}
+
+void check_same_data(const ExperimentConfig& recorded, const ExperimentConfig& current, const std::string& record_file,
+                     const std::string& way_out) {
+  auto changed = [&](const std::string& file, const std::string& was, const std::string& now) {
+    if (was.empty() || was == now) return;  // older run folders recorded no hash
+    throw InputError(detail::concat(record_file, ": was run on other data: ", file, " has changed since (sha256 ",
+                                    was.substr(0, 12), "... then, ", now.substr(0, 12), "... now); ", way_out));
+  };
+  changed(current.manifest, recorded.manifest_sha256, current.manifest_sha256);
+  changed(data::sidecar_path(current.manifest).string(), recorded.sidecar_sha256, current.sidecar_sha256);
+}
+
+bool completed_on_other_data(const std::string& run_dir, const ExperimentConfig& config) {
+  if (!has_result(run_dir)) return false;
+  const ExperimentConfig recorded = read_result(run_dir).config;
+  if (!same_experiment(recorded, config)) return false;
+  try {
+    check_same_data(recorded, with_data_hashes(config), "", "");
+  } catch (const InputError&) {
+    return true;
+  }
+  return false;
+}
+
 ExperimentResult read_result(const std::string& run_dir) {
   const std::string file = RunFolder(run_dir).path(kResultFile);
   std::ifstream in(file, std::ios::binary);
@@ -167,15 +229,22 @@ ExperimentResult read_result(const std::string& run_dir) {
   return result_from_json(text.str(), file);
 }
 
-ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
+ExperimentResult run_experiment(const ExperimentConfig& requested, const std::string& run_dir,
                                 const ProgressCallback& progress) {
-  validate_config(config);
+  validate_config(requested);
+  // From here on the configuration carries its data's hashes: config.json, the resume file, the
+  // checkpoint and result.json all record them.
+  const ExperimentConfig config = with_data_hashes(requested);
   const RunFolder folder(run_dir);
   if (folder.complete()) {
     ExperimentResult done = read_result(run_dir);
-    if (same_experiment(done.config, config)) return done;
-    throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
-                     "); choose another folder or delete it");
+    if (!same_experiment(done.config, config)) {
+      throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
+                       "); choose another folder or delete it");
+    }
+    check_same_data(done.config, config, folder.path(kResultFile),
+                    "rerun with --restart to train it again on the current data, or choose a new --out");
+    return done;
   }
   const auto start = std::chrono::steady_clock::now();
   const Device device = resolve_device(config.device);
@@ -292,6 +361,9 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
 
   ExperimentResult result;
   result.config = config;
+  result.train_majority_share = splits.train_bias_ratio.achieved;
+  result.val_majority_share = splits.val_bias_ratio.achieved;
+  result.warnings = splits.warnings;
   try {
     for (stage_index = 0; stage_index < stages.size(); ++stage_index) {
       const StagePlan& plan = stages[stage_index];
@@ -321,8 +393,9 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   const EvalOptions eval{device, loader, config.batch_size};
   std::string last_stage = stages.back().name;
   if (config.method == TrainingMethod::DFR) {
-    refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed);
-    result.val = evaluate(*model, manifest, splits.val, groups, eval);
+    const DfrResult dfr = refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed, result.val);
+    result.dfr_c = dfr.best_c;
+    result.dfr_tuning_worst_group_accuracy = dfr.tuning_worst_group_accuracy;
     last_stage += " + dfr head";
   }
   result.test = evaluate(*model, manifest, splits.test, groups, eval);

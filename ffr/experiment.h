@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +31,11 @@ data::SyntheticDistribution parse_synthetic_distribution(const std::string& name
 struct ExperimentConfig {
   // data
   std::string manifest;                  // CSV path (JSON sidecar beside it)
+  // The data's content: SHA-256 (hex) of the manifest CSV and of its sidecar, set by run_experiment
+  // (with_data_hashes) and recorded in config.json and result.json, so a run is keyed on its data
+  // and not only on the path. Empty in a configuration as asked, and in run folders written before
+  // runs recorded it (those cannot be checked and are taken as they are).
+  std::string manifest_sha256, sidecar_sha256;
   double bias_ratio = 0.99;
   data::Augmentation augmentation = data::Augmentation::None;
   data::SyntheticDistribution synthetic = data::SyntheticDistribution::Balanced;
@@ -74,7 +80,8 @@ struct SplitMetrics {
 
 struct ExperimentResult {
   ExperimentConfig config;
-  SplitMetrics val;                    // real validation, at the selected (best-WA) epoch
+  SplitMetrics val;                    // real validation, at the selected (best-WA) epoch; DFR:
+                                       // its held-out half, scored by the tuned C's head (ffr/dfr.h)
   SplitMetrics test;                   // real test, at the selected epoch
   SplitMetrics test_synthetic;         // held-out synthetic test (Table 3); empty groups if none
   int64_t best_epoch = -1;             // of the last stage (1-based)
@@ -83,6 +90,15 @@ struct ExperimentResult {
   double seconds = 0.0;
   std::string device;                  // where it ran, in words ("cuda:0 NVIDIA H100 ...", "cpu")
   std::string precision;               // what it ran with: fp32, tf32 or bf16 ("auto" resolved)
+  // The majority share the bias ratio gave the real train and val splits (data/protocol.h): the
+  // ratio the run really trained and selected at, which whole samples and the per-group floors
+  // can move from config.bias_ratio. NaN when unknown (result files written before this).
+  double train_majority_share = std::numeric_limits<double>::quiet_NaN();
+  double val_majority_share = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::string> warnings;   // the protocol's (ExperimentSplits::warnings)
+  // DFR only (NaN otherwise): the regularisation C chosen on val's held-out half, and its WA there.
+  double dfr_c = std::numeric_limits<double>::quiet_NaN();
+  double dfr_tuning_worst_group_accuracy = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Progress of long work, for the CLI (the library never prints).
@@ -101,10 +117,11 @@ using ProgressCallback = std::function<void(const Progress&)>;
 // (one line per epoch), groups.csv (per-group table), best.safetensors (best-WA checkpoint),
 // result.json (written last, atomically: its presence means the run is complete).
 //
-// A folder holding a completed run of the same experiment (same_experiment) is not rerun: its
-// result is returned. A completed run of another configuration is refused (InputError). An
-// unfinished run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
-// (resume.safetensors, ffr/resume_state.h); one of another configuration is refused. A folder
+// A folder holding a completed run of the same experiment (same_experiment) on the same data
+// (manifest and sidecar content, with_data_hashes) is not rerun: its result is returned. A
+// completed run of another configuration or of other data is refused (InputError). An unfinished
+// run (killed, out of memory, stopped on a NaN) goes on from its last complete epoch
+// (resume.safetensors, ffr/resume_state.h); one of another configuration or data is refused. A folder
 // without result.json or resume.safetensors is cleaned (only the files a run writes are removed)
 // and the run starts over.
 //
@@ -124,8 +141,30 @@ ExperimentResult read_result(const std::string& run_dir);
 // "cuda" (InputError saying why when no GPU is usable).
 Device resolve_device(const std::string& name);
 
+// The protocol's warnings for `config` (data/protocol.h: a bias ratio the data expresses only
+// approximately), for the CLI to show before training; InputError for a ratio the data cannot
+// express at all. Reads the manifest; the synthetic sets are not drawn.
+std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config);
+
 // True when `run_dir` holds a result.json (a completed run).
 bool has_result(const std::string& run_dir);
+
+// `config` with manifest_sha256 and sidecar_sha256 set from the files as they are now. Only the
+// manifest CSV and its sidecar are hashed, not every image: that costs a read of two small files
+// per run rather than of the whole data set, and a rebuild (prepare --force with another seed,
+// ratio, severity or size) always changes them (orig_id, counts, generator, image_size). A data set
+// whose images were replaced in place under the same names is not noticed.
+ExperimentConfig with_data_hashes(const ExperimentConfig& config);
+
+// Throws InputError when `recorded` (the configuration a run folder's `record_file` holds) was run
+// on other data than `current` (with_data_hashes), naming the file that changed and `way_out`.
+// A record without hashes (an older run folder) is not checked.
+void check_same_data(const ExperimentConfig& recorded, const ExperimentConfig& current, const std::string& record_file,
+                     const std::string& way_out);
+
+// True when `run_dir` holds a completed run of `config` (same_experiment) made on other data than
+// the manifest's files hold now: what `ffr-bench run --restart` starts over.
+bool completed_on_other_data(const std::string& run_dir, const ExperimentConfig& config);
 
 // The run folder's file names.
 inline constexpr const char* kConfigFile = "config.json";

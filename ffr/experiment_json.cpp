@@ -90,6 +90,16 @@ json config_json(const ExperimentConfig& c) {
           {"max_train_samples", c.max_train_samples}};
 }
 
+// config_json plus the data hashes once known (run_experiment sets them): config.json and
+// result.json carry them; configurations as asked, grid files and grid.json read and write as
+// before, and same_experiment compares settings only (check_same_data compares the data).
+json config_json_with_data(const ExperimentConfig& c) {
+  json doc = config_json(c);
+  if (!c.manifest_sha256.empty()) doc["manifest_sha256"] = c.manifest_sha256;
+  if (!c.sidecar_sha256.empty()) doc["sidecar_sha256"] = c.sidecar_sha256;
+  return doc;
+}
+
 ExperimentConfig config_from(const json& doc, const std::string& source) {
   if (!doc.is_object()) throw InputError(source + ": expected a JSON object holding an experiment configuration");
   ExperimentConfig c;
@@ -98,6 +108,8 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   std::string stages = stage_order_name(c.stages);
   std::string method = method_name(c.method);
   read_key(doc, "manifest", c.manifest, source);
+  read_key(doc, "manifest_sha256", c.manifest_sha256, source);
+  read_key(doc, "sidecar_sha256", c.sidecar_sha256, source);
   read_key(doc, "bias_ratio", c.bias_ratio, source);
   read_key(doc, "augmentation", augmentation, source);
   read_key(doc, "synthetic", synthetic, source);
@@ -141,14 +153,14 @@ json parse(const std::string& text, const std::string& source) {
 
 }  // namespace
 
-std::string config_to_json(const ExperimentConfig& config) { return config_json(config).dump(2) + "\n"; }
+std::string config_to_json(const ExperimentConfig& config) { return config_json_with_data(config).dump(2) + "\n"; }
 
 ExperimentConfig config_from_json(const std::string& text, const std::string& source) {
   return config_from(parse(text, source), source);
 }
 
 std::string result_to_json(const ExperimentResult& r) {
-  const json doc = {{"config", config_json(r.config)},
+  json doc = {{"config", config_json_with_data(r.config)},
                     {"val", metrics_json(r.val)},
                     {"test", metrics_json(r.test)},
                     {"test_synthetic", metrics_json(r.test_synthetic)},
@@ -156,7 +168,13 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"stage1_best_epoch", r.stage1_best_epoch},
                     {"seconds", r.seconds},
                     {"device", r.device},
-                    {"precision", r.precision}};
+                    {"precision", r.precision},
+                    {"majority_share",
+                     {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
+                    {"warnings", r.warnings}};
+  if (std::isfinite(r.dfr_c)) {
+    doc["dfr"] = {{"c", r.dfr_c}, {"tuning_worst_group_accuracy", number(r.dfr_tuning_worst_group_accuracy)}};
+  }
   return doc.dump(2) + "\n";
 }
 
@@ -175,6 +193,15 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
   read_key(doc, "seconds", r.seconds, source);
   read_key(doc, "device", r.device, source);
   read_key(doc, "precision", r.precision, source);
+  if (doc.contains("majority_share") && doc["majority_share"].is_object()) {
+    read_key(doc["majority_share"], "train", r.train_majority_share, source + " (majority_share)");
+    read_key(doc["majority_share"], "val", r.val_majority_share, source + " (majority_share)");
+  }
+  read_key(doc, "warnings", r.warnings, source);
+  if (doc.contains("dfr") && doc["dfr"].is_object()) {
+    read_key(doc["dfr"], "c", r.dfr_c, source + " (dfr)");
+    read_key(doc["dfr"], "tuning_worst_group_accuracy", r.dfr_tuning_worst_group_accuracy, source + " (dfr)");
+  }
   return r;
 }
 

@@ -1,5 +1,7 @@
 #include "ffr/grid.h"
 
+#include "data/manifest.h"
+#include "data/protocol.h"
 #include "engine/atomic_file.h"
 #include "ffr/experiment_json.h"
 #include "engine/error.h"
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -44,7 +47,10 @@ std::string format_double(double v, const char* format) {
 json config_json(const ExperimentConfig& c) { return json::parse(config_to_json(c)); }
 
 json result_relevant_json(const ExperimentConfig& c) {
-  json j = config_json(c);
+  ExperimentConfig settings = c;  // the data hashes are checked apart (check_same_data)
+  settings.manifest_sha256.clear();
+  settings.sidecar_sha256.clear();
+  json j = config_json(settings);
   for (const char* key : kExecutionKeys) j.erase(key);
   return j;
 }
@@ -619,6 +625,22 @@ std::string run_dir(const std::string& out_dir, const GridRun& run) {
   return (fs::path(runs_dir(out_dir)) / run.name).string();
 }
 
+std::vector<std::string> check_grid_bias_ratios(const Grid& grid) {
+  std::map<std::string, std::set<double>> ratios;  // per manifest
+  for (const GridRun& run : plan_runs(grid)) ratios[run.config.manifest].insert(run.config.bias_ratio);
+  std::vector<std::string> warnings;
+  for (const auto& [manifest_path, manifest_ratios] : ratios) {
+    const data::Manifest manifest = data::read_manifest(manifest_path);
+    for (double ratio : manifest_ratios) {
+      data::ProtocolConfig protocol;  // the real splits only: no synthetic set is drawn
+      protocol.bias_ratio = ratio;
+      const data::ExperimentSplits splits = data::make_experiment_splits(manifest, protocol);
+      warnings.insert(warnings.end(), splits.warnings.begin(), splits.warnings.end());
+    }
+  }
+  return warnings;
+}
+
 GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const RunFunction& run_function,
                         const GridProgressCallback& progress) {
   const auto start = std::chrono::steady_clock::now();
@@ -630,6 +652,7 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
   if (!fs::is_regular_file(grid_file) || read_text(grid_file) != grid_text) write_text_atomically(grid_file, grid_text);
 
   const std::vector<GridRun> runs = shard_runs(plan_runs(grid), options.shard);
+  std::map<std::string, ExperimentConfig> data_hashes;  // per manifest, hashed once when first needed
   GridRunSummary summary;
   summary.runs = int64_t(runs.size());
   for (size_t k = 0; k < runs.size(); ++k) {
@@ -641,6 +664,12 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
     event.run = &run;
     if (has_result(dir)) {
       const ExperimentResult result = read_run(dir, run.config);
+      if (!result.config.manifest_sha256.empty()) {  // older folders recorded no hashes
+        auto [known, fresh] = data_hashes.try_emplace(run.config.manifest);
+        if (fresh) known->second = with_data_hashes(run.config);
+        check_same_data(result.config, known->second, (fs::path(dir) / kResultFile).string(),
+                        "delete " + dir + " to rerun it on the current data, or choose a new --out");
+      }
       ++summary.resumed;
       event.event = GridProgress::Event::Resumed;
       event.result = &result;

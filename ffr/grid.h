@@ -153,8 +153,14 @@ struct GridRunSummary {
   double seconds = 0.0;  // wall time of this call
 };
 
+// Checks every (manifest, bias ratio) of the grid's runs against its data before any run starts
+// (data/protocol.h): InputError for a ratio a manifest cannot express, naming both; returns the
+// warnings for ratios it expresses only approximately. Reads each manifest once.
+std::vector<std::string> check_grid_bias_ratios(const Grid& grid);
+
 // Writes <out>/grid.json, then runs this shard's runs in plan order. A run whose folder holds
-// result.json (has_result) is read back with read_result, not redone; any other folder is handed
+// result.json (has_result) is read back with read_result, not redone (unless it was run on other
+// data: check_same_data refuses it, naming the file that changed); any other folder is handed
 // to `run` (run_experiment cleans an incomplete one). A failing run stops the grid with an error
 // naming its folder; the runs finished before it stay done.
 GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const RunFunction& run,

@@ -191,6 +191,13 @@ Table method_matrix(const GridSummary& s, const ExperimentSummary& e) {
   return t;
 }
 
+// DFR's chosen C of each seed, "0.3, 1".
+std::string dfr_c_text(const std::vector<double>& values, const char* separator) {
+  std::string out;
+  for (double v : values) out += (out.empty() ? "" : separator) + printf_string("%g", v);
+  return out;
+}
+
 Table cell_table(const GridSummary& s, const ExperimentSummary& e) {
   const bool synthetic = has_synthetic_columns(e), severity = has_severity(s, e), bn = tunes_batch_norm(s, e);
   Table t;
@@ -210,7 +217,9 @@ Table cell_table(const GridSummary& s, const ExperimentSummary& e) {
     row.push_back(percent(c.val_wa));
     // Frozen or trained BN is a choice only where the cell tried both (full FFR).
     const bool tried_bn = bn && c.settings.size() > s.grid.learning_rates.size();
-    row.push_back(c.chosen_setting() ? setting_text(c.chosen_setting()->hyper_parameters, tried_bn) : "–");
+    std::string chosen = c.chosen_setting() ? setting_text(c.chosen_setting()->hyper_parameters, tried_bn) : "–";
+    if (!c.dfr_c.empty()) chosen += "; DFR C " + dfr_c_text(c.dfr_c, ", ");  // per seed
+    row.push_back(chosen);
     row.push_back(detail::concat(c.chosen_setting() ? c.chosen_setting()->seeds.size() : 0, "/", c.seeds_planned));
     t.rows.push_back(row);
   }
@@ -358,7 +367,8 @@ std::string results_csv(const GridSummary& s) {
       "stage1_learning_rate", "max_train_samples", "learning_rate", "freeze_batch_norm", "seeds", "seeds_planned",
       "runs_complete", "runs_planned", "val_wa_mean", "val_wa_std", "val_ba_mean", "val_ba_std", "test_wa_mean",
       "test_wa_std", "test_ba_mean", "test_ba_std", "test_synthetic_wa_mean", "test_synthetic_wa_std",
-      "test_synthetic_ba_mean", "test_synthetic_ba_std", "test_groups", "val_wa_by_setting", "seconds"};
+      "test_synthetic_ba_mean", "test_synthetic_ba_std", "test_groups", "val_wa_by_setting", "seconds", "dfr_c",
+      "dfr_tuning_wa_mean"};
   std::string csv = data::csv_line(header);
   for (const ExperimentSummary& e : s.experiments) {
     for (size_t i : e.cells) {
@@ -389,7 +399,7 @@ std::string results_csv(const GridSummary& s) {
           csv_number(c.test_wa, false), csv_number(c.test_wa, true), csv_number(c.test_ba, false),
           csv_number(c.test_ba, true), csv_number(c.synthetic_wa, false), csv_number(c.synthetic_wa, true),
           csv_number(c.synthetic_ba, false), csv_number(c.synthetic_ba, true), groups, by_setting,
-          printf_string("%.3f", c.seconds)});
+          printf_string("%.3f", c.seconds), dfr_c_text(c.dfr_c, ";"), csv_number(c.dfr_tuning_wa, false)});
     }
   }
   return csv;
@@ -402,7 +412,7 @@ bool has_metrics(const SplitMetrics& m) { return !m.groups.empty(); }
 void summarize_chosen(CellSummary& c) {
   const SettingSummary* chosen = c.chosen_setting();
   if (!chosen) return;
-  std::vector<double> val_wa, val_ba, test_wa, test_ba, syn_wa, syn_ba;
+  std::vector<double> val_wa, val_ba, test_wa, test_ba, syn_wa, syn_ba, dfr_tuning_wa;
   std::vector<std::pair<int, int>> group_keys;
   std::map<std::pair<int, int>, std::vector<double>> group_values;
   for (const ExperimentResult& r : chosen->results) {
@@ -410,6 +420,10 @@ void summarize_chosen(CellSummary& c) {
     val_ba.push_back(r.val.balanced_accuracy);
     test_wa.push_back(r.test.worst_group_accuracy);
     test_ba.push_back(r.test.balanced_accuracy);
+    if (std::isfinite(r.dfr_c)) {
+      c.dfr_c.push_back(r.dfr_c);
+      dfr_tuning_wa.push_back(r.dfr_tuning_worst_group_accuracy);
+    }
     if (has_metrics(r.test_synthetic)) {
       syn_wa.push_back(r.test_synthetic.worst_group_accuracy);
       syn_ba.push_back(r.test_synthetic.balanced_accuracy);
@@ -426,6 +440,7 @@ void summarize_chosen(CellSummary& c) {
   c.test_ba = mean_std(test_ba);
   c.synthetic_wa = mean_std(syn_wa);
   c.synthetic_ba = mean_std(syn_ba);
+  c.dfr_tuning_wa = mean_std(dfr_tuning_wa);
   for (const auto& key : group_keys) c.test_groups.push_back({key.first, key.second, mean_std(group_values[key])});
 }
 

@@ -42,6 +42,8 @@ struct CellSummary {
   MeanStd val_wa, val_ba, test_wa, test_ba;
   MeanStd synthetic_wa, synthetic_ba;    // held-out synthetic test (n = 0 when the runs have none)
   std::vector<GroupSummary> test_groups;
+  std::vector<double> dfr_c;             // DFR: the C each seed's head chose (empty for other methods)
+  MeanStd dfr_tuning_wa;                 // DFR: that C's WA on val's held-out half
   double seconds = 0.0;                  // all completed runs of the cell
 
   const SettingSummary* chosen_setting() const { return chosen < 0 ? nullptr : &settings[size_t(chosen)]; }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace ffr {
 
@@ -36,12 +37,42 @@ data::IndexList merged(const data::IndexList& a, const data::IndexList& b) {
   return out;
 }
 
+// A constant's training accuracy on the balanced mix is 50 %; the probe must beat it by this.
+double learned_margin(int64_t per_source) {
+  return std::max(0.05, per_source > 0 ? 1.0 / std::sqrt(2.0 * double(per_source)) : 1.0);
+}
+
+std::string percent(double v) { return detail::concat(std::round(1000.0 * v) / 10.0, "%"); }
+
 }  // namespace
+
+SourceProbeVerdict source_probe_verdict(const SourceProbeResult& r) {
+  const double baseline = std::max(0.5, r.untrained_train_accuracy);
+  if (!(r.train_accuracy > baseline + learned_margin(r.train_per_source))) return SourceProbeVerdict::Inconclusive;
+  if (r.accuracy >= 0.75) return SourceProbeVerdict::EasyToTellApart;
+  if (r.accuracy >= 0.6) return SourceProbeVerdict::Distinguishable;
+  return SourceProbeVerdict::HardToTellApart;
+}
+
+std::string source_probe_verdict_text(const SourceProbeResult& r) {
+  switch (source_probe_verdict(r)) {
+    case SourceProbeVerdict::EasyToTellApart: return "real and synthetic images are easy to tell apart";
+    case SourceProbeVerdict::Distinguishable: return "real and synthetic images are distinguishable";
+    case SourceProbeVerdict::HardToTellApart: return "real and synthetic images are hard to tell apart";
+    case SourceProbeVerdict::Inconclusive: break;
+  }
+  return detail::concat("inconclusive: the probe did not learn (on its own training images it scores ",
+                        percent(r.train_accuracy), ": real ", percent(r.train_real_accuracy), ", synthetic ",
+                        percent(r.train_synthetic_accuracy), ", untrained ", percent(r.untrained_train_accuracy),
+                        ": no better than a constant's 50% or its untrained self), so its held-out score says "
+                        "nothing about the images; train longer (--epochs, --patience) or at another --lr");
+}
 
 SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCallback& progress) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   if (config.epochs < 1) throw InputError(detail::concat("epochs must be >= 1, got ", config.epochs));
+  if (config.patience < 0) throw InputError(detail::concat("patience must be >= 0, got ", config.patience));
   if (config.batch_size < 1) throw InputError(detail::concat("batch_size must be >= 1, got ", config.batch_size));
   const Device device = resolve_device(config.device);
   const data::Manifest manifest = data::read_manifest(config.manifest);
@@ -100,16 +131,41 @@ SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCa
   auto sampler = std::make_shared<data::ShuffledSampler>(train, config.batch_size, Rng(config.seed, kShuffle).next_u64());
   const int64_t steps = sampler->batches_per_epoch();
   data::DeviceLoader loader(manifest, sampler, loader_config, device, {}, config.epochs);
+  // Training accuracy per source of the model as it is (eval mode), on the training images.
+  auto train_accuracy = [&](double& real_accuracy, double& synthetic_accuracy) {
+    model->eval();
+    NoGradGuard no_grad;
+    SubgroupAccuracy accuracy(2, device);
+    auto eval_sampler = std::make_shared<data::SequentialSampler>(train, config.batch_size);
+    data::DeviceLoader eval_loader(manifest, eval_sampler, loader_config, device);
+    while (auto batch = eval_loader.next()) {
+      accuracy.update(model->forward(batch->images), batch->source, batch->source);
+    }
+    const SubgroupAccuracy::Counts seen = accuracy.counts();
+    real_accuracy = seen.total[0] > 0 ? double(seen.correct[0]) / double(seen.total[0]) : 0.0;
+    synthetic_accuracy = seen.total[1] > 0 ? double(seen.correct[1]) / double(seen.total[1]) : 0.0;
+    return double(seen.correct[0] + seen.correct[1]) / double(std::max<int64_t>(1, seen.total[0] + seen.total[1]));
+  };
+  // The initial weights, for the "untrained self" baseline after training.
+  std::vector<Tensor> initial_weights;
+  for (const Tensor& p : model->parameters()) initial_weights.push_back(p.clone());
+
   model->train();
+  SubgroupAccuracy running(2, device);  // group = label = source: per-source training accuracy
+  double best_running = -1.0;
+  int64_t epochs_without_rise = 0;
   for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
     const Clock::time_point epoch_start = Clock::now();
     Tensor loss_sum = Tensor::zeros({}, DType::Float32, device);
     int64_t images = 0;
+    running.reset();
     for (int64_t step = 0; step < steps; ++step) {
       std::optional<data::DeviceBatch> batch = loader.next();
       FFR_CHECK(batch.has_value(), "the loader ended early");
       optimizer.zero_grad();
-      const Tensor loss = cross_entropy(model->forward(batch->images), batch->source);
+      const Tensor logits = model->forward(batch->images);
+      const Tensor loss = cross_entropy(logits, batch->source);
+      running.update(logits.detach(), batch->source, batch->source);
       loss.backward();
       optimizer.step();
       add_(loss_sum, loss.detach());
@@ -131,6 +187,19 @@ SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCa
       }
     }
     result.train_loss.push_back(loss_sum.item() / double(steps));
+    const SubgroupAccuracy::Counts seen = running.counts();  // one read per epoch
+    const double accuracy =
+        double(seen.correct[0] + seen.correct[1]) / double(std::max<int64_t>(1, seen.total[0] + seen.total[1]));
+    result.train_running_accuracy.push_back(accuracy);
+    result.epochs_run = epoch + 1;
+    // Converged, or no longer rising: more epochs would not change the verdict.
+    if (accuracy > best_running + kProbePlateauRise) {
+      best_running = accuracy;
+      epochs_without_rise = 0;
+    } else {
+      ++epochs_without_rise;
+    }
+    if (config.patience > 0 && (accuracy >= 0.999 || epochs_without_rise >= config.patience)) break;
   }
 
   // Counts per (y, b, g) group with the source as the label; per class and source on the host.
@@ -141,6 +210,23 @@ SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCa
   data::DeviceLoader eval_loader(manifest, eval_sampler, loader_config, device);
   while (auto batch = eval_loader.next()) {
     accuracy.update(model->forward(batch->images), batch->source, batch->group_with_source);
+  }
+  // The final model on its own training images: a probe no better there than a constant (or than
+  // itself untrained) learned nothing, and its held-out score says nothing about the data.
+  result.train_accuracy = train_accuracy(result.train_real_accuracy, result.train_synthetic_accuracy);
+  {
+    // The baseline: the initial weights with the batch-norm statistics training left. A random
+    // network with calibrated statistics can score 60 % by chance; a probe whose weights did not
+    // move from there (too small a learning rate, too few steps) scores the same.
+    std::vector<Tensor> weights = model->parameters();
+    std::vector<Tensor> trained;
+    for (size_t i = 0; i < weights.size(); ++i) {
+      trained.push_back(weights[i].clone());
+      weights[i].copy_(initial_weights[i]);
+    }
+    double real_accuracy = 0.0, synthetic_accuracy = 0.0;
+    result.untrained_train_accuracy = train_accuracy(real_accuracy, synthetic_accuracy);
+    for (size_t i = 0; i < weights.size(); ++i) weights[i].copy_(trained[i]);
   }
   const SubgroupAccuracy::Counts counts = accuracy.counts();
   result.per_class.resize(size_t(groups.num_classes()));
@@ -164,6 +250,8 @@ SourceProbeResult probe_source(const SourceProbeConfig& config, const ProgressCa
   result.accuracy = ratio(correct, total);
   result.real_accuracy = ratio(real_correct, real_total);
   result.synthetic_accuracy = ratio(syn_correct, syn_total);
+  result.verdict = source_probe_verdict(result);
+  result.learned = result.verdict != SourceProbeVerdict::Inconclusive;
   result.device = device.str();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;

@@ -16,7 +16,11 @@ struct SourceProbeConfig {
   std::string manifest;
   std::string model = "resnet_tiny";
   int64_t image_size = 0;        // 0: the manifest's
-  int64_t epochs = 3;
+  // Training runs until the training accuracy plateaus: it stops after `patience` epochs without
+  // a rise of kProbePlateauRise in training accuracy (or once it reaches 99.9%), and after
+  // `epochs` at most. patience 0: exactly `epochs` epochs.
+  int64_t epochs = 30;
+  int64_t patience = 3;
   double learning_rate = 1e-3;
   double weight_decay = 1e-5;
   int64_t batch_size = 128;
@@ -34,6 +38,16 @@ struct SourceProbeClass {
   int64_t synthetic_correct = 0, synthetic_total = 0;
 };
 
+// What the probe's numbers allow to say about the data. Inconclusive when the probe did not learn:
+// on its own (balanced) training mix it does not beat both a constant (50 %) and the same model
+// untrained (a random network can score 60 % by chance) by more than max(5 points, two standard
+// errors of a coin); "untrained" is the initial weights with the batch-norm statistics training
+// left. Then a low held-out score says nothing about the images. Otherwise by
+// held-out accuracy: >= 75 % easy to tell apart, >= 60 % distinguishable, else hard to tell apart.
+enum class SourceProbeVerdict { Inconclusive, EasyToTellApart, Distinguishable, HardToTellApart };
+
+inline constexpr double kProbePlateauRise = 0.005;  // training accuracy, per `patience` epochs
+
 struct SourceProbeResult {
   int64_t train_per_source = 0;    // real = synthetic in training
   int64_t heldout_per_source = 0;  // real = synthetic in the held-out set
@@ -43,9 +57,21 @@ struct SourceProbeResult {
   double synthetic_accuracy = 0.0; // held-out synthetic images called synthetic
   std::vector<SourceProbeClass> per_class;
   std::vector<double> train_loss;  // per epoch
+  std::vector<double> train_running_accuracy;  // per epoch, while training (what the plateau watches)
+  int64_t epochs_run = 0;
+  // The final model on its own training mix (eval mode): did it learn anything?
+  double train_accuracy = 0.0, train_real_accuracy = 0.0, train_synthetic_accuracy = 0.0;
+  double untrained_train_accuracy = 0.5;  // the initial weights (BN statistics as trained) on the same images
+  bool learned = false;
+  SourceProbeVerdict verdict = SourceProbeVerdict::Inconclusive;
   std::string device;
   double seconds = 0.0;
 };
+
+// The verdict from a result's numbers (probe_source sets `learned` and `verdict` with it).
+SourceProbeVerdict source_probe_verdict(const SourceProbeResult& result);
+// The verdict in words, with the numbers behind an inconclusive one.
+std::string source_probe_verdict_text(const SourceProbeResult& result);
 
 // Held-out set: the test split's real images and its held-out synthetic images (the val split's
 // when test has none), cut to equal counts at random. Throws InputError when the manifest has no

@@ -161,6 +161,51 @@ TEST(DataProtocol, SeedDecidesTheSubsetAndShortagesAreReported) {
                      {"bias ratio must be in (0, 1)"});
 }
 
+// Subsampling only drops minority samples, so a split can never be made less biased than it is:
+// a ratio below that is refused, naming both values (issue 17, item 1), not run at the data's
+// ratio under the asked one's name.
+TEST(DataProtocol, RatioBelowWhatTheDataCanExpressIsRefusedNamingBoth) {
+  const Manifest m = biased_manifest(0);  // train and val at majority share 0.9
+  for (double r : {0.5, 0.85, 0.898}) {
+    expect_input_error([&] { make_experiment_splits(m, {r, Augmentation::None, SyntheticDistribution::Balanced, 0}); },
+                       {"mem.csv", detail::concat("bias ratio ", r), "0.9", "train", "class0"});
+  }
+  // Within the tolerance of whole samples: accepted, the achieved share recorded.
+  const ExperimentSplits near = make_experiment_splits(m, {0.8995, Augmentation::None, SyntheticDistribution::Balanced, 0});
+  EXPECT_DOUBLE_EQ(near.train_bias_ratio.achieved, 0.9);
+  EXPECT_EQ(near.warnings.size(), 1u);
+  const ExperimentSplits exact = make_experiment_splits(m, {0.9, Augmentation::None, SyntheticDistribution::Balanced, 0});
+  EXPECT_DOUBLE_EQ(exact.train_bias_ratio.achieved, 0.9);
+  EXPECT_DOUBLE_EQ(exact.val_bias_ratio.achieved, 0.9);
+  EXPECT_TRUE(exact.warnings.empty());
+
+  // The range comes from the counts, whatever data set they belong to.
+  const GroupIndex groups(m.info);
+  const GroupCounts train = count_groups(m, select_samples(m, Split::Train, Source::Real), groups);
+  const BiasRatioOutcome o = bias_ratio_outcome(train, groups, {0, 1, 2, 3}, 0.5, 1);
+  EXPECT_DOUBLE_EQ(o.lowest_expressible, 0.9);
+  EXPECT_DOUBLE_EQ(o.achieved, 0.9);
+  EXPECT_TRUE(o.minority_short);
+  EXPECT_FALSE(o.floors_bind);
+}
+
+// A ratio the data expresses only approximately (the floor of one sample per group keeps more
+// minority than 1 - r asks) runs, with the achieved share recorded and a warning naming both.
+TEST(DataProtocol, FloorsThatKeepMoreMinorityAreRecordedAndWarned) {
+  const Manifest m = biased_manifest(0);
+  const ExperimentSplits s = make_experiment_splits(m, {0.999, Augmentation::None, SyntheticDistribution::Balanced, 0});
+  EXPECT_NEAR(s.train_bias_ratio.achieved, 900.0 / 903.0, 1e-12);  // 1 per minority group, not 0.9
+  EXPECT_TRUE(s.train_bias_ratio.floors_bind);
+  EXPECT_NEAR(s.val_bias_ratio.achieved, 450.0 / 480.0, 1e-12);    // val's 10 per group: the protocol's
+  ASSERT_EQ(s.warnings.size(), 1u) << "val's floors are the protocol's rule, not worth a warning";
+  EXPECT_NE(s.warnings[0].find("0.999"), std::string::npos) << s.warnings[0];
+  EXPECT_NE(s.warnings[0].find("0.9967"), std::string::npos) << s.warnings[0];
+  // Rounding to whole samples alone is no warning: 900 * 0.01 / 0.99 = 9.09 -> 9 kept.
+  const ExperimentSplits r99 = make_experiment_splits(m, {0.99, Augmentation::None, SyntheticDistribution::Balanced, 0});
+  EXPECT_NEAR(r99.train_bias_ratio.achieved, 900.0 / 909.0, 1e-12);
+  EXPECT_TRUE(r99.warnings.empty());
+}
+
 TEST(DataProtocol, SyntheticRequirementCoversEveryModeAndRatio) {
   const Manifest m = biased_manifest(0);
   const GroupIndex groups(m.info);

@@ -107,6 +107,40 @@ TEST_F(DataSpuriousFashionMnist, NothingHalfWrittenOnFailure) {
   expect_input_error([&] { build_spurious_fashion_mnist(bad); }, {"--severity"});
 }
 
+// --force replaces only a folder this builder wrote (its build.json), holding nothing else of
+// the user's: a folder of other files is refused, named, and left alone.
+TEST_F(DataSpuriousFashionMnist, ForceReplacesOnlyOurOwnFolder) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "photos");
+  testing::write_file(dir / "photos" / "holiday.png", "precious");
+  auto c = tiny(dir / "photos", 1);
+  c.replace_existing = true;
+  expect_input_error([&] { build_spurious_fashion_mnist(c); }, {"photos", "build.json", "--force"});
+  EXPECT_EQ(testing::read_file(dir / "photos" / "holiday.png"), "precious");
+
+  // A file of the user's inside a data set we built is refused too, naming it.
+  auto ours = tiny(dir / "sf", 1);
+  build_spurious_fashion_mnist(ours);
+  testing::write_file(dir / "sf" / "notes.txt", "mine");
+  ours.replace_existing = true;
+  ours.seed = 2;
+  expect_input_error([&] { build_spurious_fashion_mnist(ours); }, {"notes.txt"});
+  EXPECT_EQ(testing::read_file(dir / "sf" / "notes.txt"), "mine");
+  // Our own folder is replaced, and so is an empty one.
+  std::filesystem::remove(dir / "sf" / "notes.txt");
+  EXPECT_NO_THROW(build_spurious_fashion_mnist(ours));
+  EXPECT_NE(testing::read_file(dir / "sf" / "build.json").find("\"seed\": 2"), std::string::npos);
+  std::filesystem::create_directories(dir / "empty");
+  auto empty = tiny(dir / "empty", 1);
+  empty.replace_existing = true;
+  EXPECT_NO_THROW(build_spurious_fashion_mnist(empty));
+  // A plain file is never replaced.
+  testing::write_file(dir / "file", "x");
+  auto file = tiny(dir / "file", 1);
+  file.replace_existing = true;
+  expect_input_error([&] { build_spurious_fashion_mnist(file); }, {"file", "not a folder"});
+}
+
 TEST(DataSpuriousFashionMnistPlan, BackgroundCountsKeepTheRatioAndFloors) {
   EXPECT_EQ(sfmnist::biased_background_counts(2000, 1, 0.9, 1), (std::vector<int64_t>{67, 1800, 67, 66}));
   EXPECT_EQ(sfmnist::biased_background_counts(500, 0, 0.99, 10), (std::vector<int64_t>{470, 10, 10, 10}));

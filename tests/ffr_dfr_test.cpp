@@ -134,6 +134,32 @@ TEST(FfrDfr, OptionsChooseTheGridAndTheRetrains) {
   for (float v : zero.weight.to_vector<float>()) EXPECT_EQ(v, 0.0f);
 }
 
+// The numbers DFR reports as validation come from the half its head was not fit on: the tuning
+// half, each group's floor(n / 2) samples, scored by the best C's head (issue 17, item 6).
+TEST(FfrDfr, ReportsTheHeldOutHalfWithTheBestC) {
+  Rng rng(7);
+  const Spurious val = make_spurious(95, 13, rng);
+  DfrOptions options;
+  options.num_retrains = 1;
+  const DfrResult r = fit_dfr(as_tensor(val), val.y, val.g, 2, 4, 3, options);
+  ASSERT_EQ(r.heldout_rows.size(), r.heldout_predictions.size());
+  EXPECT_EQ(r.heldout_rows.size(), size_t(2 * (95 / 2) + 2 * (13 / 2)));
+  std::vector<int64_t> per_group(4, 0), correct(4, 0);
+  std::vector<bool> seen(size_t(val.n), false);
+  for (size_t k = 0; k < r.heldout_rows.size(); ++k) {
+    const int64_t row = r.heldout_rows[k];
+    ASSERT_TRUE(row >= 0 && row < val.n);
+    EXPECT_FALSE(seen[size_t(row)]) << "row " << row << " twice";
+    seen[size_t(row)] = true;
+    ++per_group[size_t(val.g[size_t(row)])];
+    correct[size_t(val.g[size_t(row)])] += r.heldout_predictions[k] == val.y[size_t(row)];
+  }
+  EXPECT_EQ(per_group, (std::vector<int64_t>{47, 6, 6, 47}));
+  double worst = 1.0;
+  for (int g = 0; g < 4; ++g) worst = std::min(worst, double(correct[size_t(g)]) / double(per_group[size_t(g)]));
+  EXPECT_DOUBLE_EQ(worst, r.tuning_worst_group_accuracy) << "the best C's score on the held-out half";
+}
+
 TEST(FfrDfr, FitsAMulticlassHead) {
   // 3 classes x 2 biases; core dims 0..2 one-hot-ish for y, dim 3 = b, biased 90/10.
   Rng rng(17);

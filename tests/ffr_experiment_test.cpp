@@ -5,12 +5,15 @@
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "ffr/checkpoint.h"
+#include "ffr/dfr.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
+#include "ffr/grid.h"
 #include "ffr_test_support.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -101,16 +104,83 @@ TEST_F(FfrExperiment, ConfigurationsThatCannotRunAreRefusedBeforeAnyWork) {
   no_epochs.epochs = 0;
   ExperimentConfig unknown_model = tiny_config(Augmentation::None, TrainingMethod::ERM);
   unknown_model.model = "resnet9000";
+  ExperimentConfig below_the_data = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  below_the_data.bias_ratio = 0.5;  // the tiny data set is prepared at 0.9
   const std::vector<std::pair<ExperimentConfig, std::string>> cases = {
       {stages_without_ffr, "applies to augmentation ffr only"},
       {dro_on_synthetic_only, "ERM only"},
       {no_epochs, "epochs"},
       {unknown_model, "resnet9000"},
+      {below_the_data, "bias ratio 0.5"},
   };
   for (const auto& [config, message] : cases) {
     data::testing::expect_input_error([&] { run_experiment(config, (dir / "run").string()); }, {message});
     EXPECT_FALSE(std::filesystem::exists(dir / "run" / kConfigFile)) << message;
   }
+}
+
+// The majority share a run trained at is recorded, and where it is not the asked ratio (the tiny
+// set's 40 per class cannot express 1 - r = 0.001) the result says so (issue 17, item 1).
+TEST_F(FfrExperiment, AchievedBiasRatioIsRecordedWithItsWarning) {
+  TempDir dir;
+  ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  c.bias_ratio = 0.999;
+  const ExperimentResult r = run_experiment(c, (dir / "run").string());
+  EXPECT_NEAR(r.train_majority_share, 36.0 / 39.0, 1e-12);  // 36 + one per minority group
+  EXPECT_NEAR(r.val_majority_share, 0.25, 1e-12);            // 10 per group: the protocol's floor
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("0.9231"), std::string::npos) << r.warnings[0];
+  const ExperimentResult back = read_result((dir / "run").string());
+  EXPECT_EQ(back.train_majority_share, r.train_majority_share);
+  EXPECT_EQ(back.warnings, r.warnings);
+  EXPECT_EQ(bias_ratio_warnings(c), r.warnings) << "what `run` prints before training";
+  c.bias_ratio = 0.9;
+  EXPECT_TRUE(bias_ratio_warnings(c).empty());
+  c.bias_ratio = 0.8;
+  data::testing::expect_input_error([&] { bias_ratio_warnings(c); }, {"bias ratio 0.8", "0.9"});
+}
+
+// DFR's validation numbers are those of the half of val its head was not fit on, as the
+// protocol's C tuning scores it; the chosen C and its tuning WA are recorded (issue 17, item 6).
+TEST_F(FfrExperiment, DfrValidationIsTheHeldOutHalf) {
+  TempDir dir;
+  const ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::DFR);
+  const ExperimentResult r = run_experiment(c, (dir / "run").string());
+  data::ProtocolConfig protocol;
+  protocol.bias_ratio = c.bias_ratio;
+  protocol.seed = c.seed;
+  const data::Manifest manifest = data::read_manifest(c.manifest);
+  const data::GroupIndex groups(manifest.info);
+  const data::GroupCounts val = data::count_groups(manifest, data::make_experiment_splits(manifest, protocol).val, groups);
+  ASSERT_EQ(r.val.groups.size(), val.size());
+  for (size_t g = 0; g < val.size(); ++g) EXPECT_EQ(r.val.groups[g].total, val[g] / 2) << "group " << g;
+  EXPECT_DOUBLE_EQ(r.val.worst_group_accuracy, r.dfr_tuning_worst_group_accuracy);
+  const DfrOptions defaults;
+  EXPECT_NE(std::find(defaults.c_grid.begin(), defaults.c_grid.end(), r.dfr_c), defaults.c_grid.end());
+  const ExperimentResult back = read_result((dir / "run").string());
+  EXPECT_EQ(back.dfr_c, r.dfr_c);
+  EXPECT_EQ(back.dfr_tuning_worst_group_accuracy, r.dfr_tuning_worst_group_accuracy);
+  // Other methods record no C.
+  const ExperimentResult erm = run_experiment(tiny_config(Augmentation::None, TrainingMethod::ERM), (dir / "erm").string());
+  EXPECT_TRUE(std::isnan(erm.dfr_c));
+  EXPECT_EQ(read_file(dir / "erm" / kResultFile).find("dfr"), std::string::npos);
+}
+
+// grid checks every ratio against its data before any run starts (issue 17, item 1).
+TEST_F(FfrExperiment, GridChecksEveryRatioBeforeAnyRun) {
+  GridOptions o;
+  o.presets = {"figure3"};
+  o.manifests = {TinyDataSet::manifest()};
+  o.bias_ratios = {0.9, 0.999, 0.5};
+  o.seeds = {0};
+  o.learning_rates = {1e-3};
+  o.base = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  data::testing::expect_input_error([&] { check_grid_bias_ratios(make_grid(o)); },
+                                    {TinyDataSet::manifest(), "bias ratio 0.5", "0.9000"});
+  o.bias_ratios = {0.9, 0.999};
+  const std::vector<std::string> warnings = check_grid_bias_ratios(make_grid(o));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("bias ratio 0.999"), std::string::npos) << warnings[0];
 }
 
 // A copy of the tiny manifest in `dir` (absolute image paths) without some of its val samples.

@@ -163,6 +163,46 @@ void expect_wellformed_svg(const std::string& svg, size_t polylines) {
   EXPECT_EQ(svg.find("nan"), std::string::npos);
 }
 
+// DFR's chosen regularisation C and its tuning WA reach the report and results.csv (issue 17,
+// item 6); other methods leave those fields empty.
+TEST(FfrReport, DfrCAndTuningWaAreReported) {
+  TempDir dir;
+  GridOptions o = figure3_options();
+  o.presets = {"table4x4"};
+  o.bias_ratios = {0.9};
+  o.seeds = {0, 1};
+  o.learning_rates = {1e-5};
+  const Grid grid = make_grid(o);
+  run_grid(grid, {dir.path().string(), {}}, [](const ExperimentConfig& c, const std::string& run_dir, const ProgressCallback&) {
+    fs::create_directories(run_dir);
+    ExperimentResult r = fake_result(c);
+    if (c.method == TrainingMethod::DFR) {
+      r.dfr_c = c.seed == 0 ? 0.3 : 1.0;
+      r.dfr_tuning_worst_group_accuracy = r.val.worst_group_accuracy;
+    }
+    write_text_atomically((fs::path(run_dir) / kResultFile).string(), result_to_json(r));
+    return r;
+  });
+  const GridReport report = report_grid(grid, {dir.path().string()}, dir.path().string(), {});
+  const std::string md = read_file(report.files.report_md);
+  EXPECT_NE(md.find("DFR C 0.3, 1"), std::string::npos) << md;
+  const std::vector<data::CsvRecord> csv = data::parse_csv(read_file(report.files.results_csv), "results.csv");
+  const std::vector<std::string>& header = csv[0].fields;
+  const size_t method = size_t(std::find(header.begin(), header.end(), "method") - header.begin());
+  const size_t dfr_c = size_t(std::find(header.begin(), header.end(), "dfr_c") - header.begin());
+  const size_t tuning = size_t(std::find(header.begin(), header.end(), "dfr_tuning_wa_mean") - header.begin());
+  ASSERT_LT(dfr_c, header.size());
+  ASSERT_LT(tuning, header.size());
+  int dfr_rows = 0;
+  for (size_t row = 1; row < csv.size(); ++row) {
+    const bool dfr = csv[row].fields[method] == "dfr";
+    dfr_rows += dfr;
+    EXPECT_EQ(csv[row].fields[dfr_c], dfr ? "0.3;1" : "") << row;
+    EXPECT_EQ(csv[row].fields[tuning].empty(), !dfr) << row;
+  }
+  EXPECT_EQ(dfr_rows, 4);
+}
+
 TEST(FfrReport, ReportCsvAndPlotsHoldTheTables) {
   TempDir dir;
   const Grid grid = make_grid(figure3_options());
