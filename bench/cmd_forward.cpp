@@ -79,7 +79,8 @@ void setup_forward(CLI::App& sub) {
   sub.add_option("--labels", o->labels, "safetensors with int labels [N] (for --backward)")->check(CLI::ExistingFile);
   sub.add_option("--out", o->out, "output safetensors")->required();
   sub.add_option("--classes", o->classes, "class count (default: from fc/head weight)");
-  sub.add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  sub.add_option("--device", o->device, "where to run")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
   sub.add_flag("--backward", o->backward, "also write the loss and parameter gradients");
   sub.add_flag("--train-mode", o->train_mode, "BatchNorm batch statistics, as model.train()");
   sub.callback([o] { run_forward(*o); });
