@@ -224,7 +224,7 @@ void run_kernel_bench(KernelBenchOptions o) {
   if (o.params == 0) o.params = gpu ? 25557032 : 2000000;
   if (o.iters == 0) o.iters = gpu ? 50 : 10;
   if (o.batch < 1 || o.classes < 1 || o.groups < 1 || o.params < 1 || o.tensors < 1 || o.iters < 1)
-    throw InputError("kernel-bench: --batch-size, --classes, --groups, --params, --tensors and --iters must be >= 1");
+    throw UsageError("kernel-bench: --batch-size, --classes, --groups, --params, --tensors and --iters must be >= 1");
   if (gpu) {
     std::printf("kernel-bench on %s (CUDA events, mean of %d iterations after 2 warm-up)\n", device.str().c_str(),
                 o.iters);

@@ -114,7 +114,9 @@ std::string chosen_command(const CLI::App& app, int argc, char** argv) {
 void check_integer_options(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands({})) check_integer_options(*sub);
   for (CLI::Option* option : app.get_options()) {
-    const std::string type = option->get_type_name();
+    // The type's name, without the validators' descriptions CLI11 appends ("INT:> 0").
+    const std::string full = option->get_type_name();
+    const std::string type = full.substr(0, full.find(':'));
     const bool is_unsigned = type == "UINT";
     if (!is_unsigned && type != "INT") continue;
     option->check(CLI::Validator(
