@@ -2,6 +2,7 @@
 // with --backward, the cross-entropy loss and every parameter's gradient under PyTorch's names),
 // so anyone can check the engine against PyTorch with the same weights and inputs.
 #include "bench/command.h"
+#include "bench/flag_checks.h"
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
@@ -72,7 +73,7 @@ void run_forward(const ForwardOptions& o) {
 
 void setup_forward(CLI::App& sub) {
   auto o = std::make_shared<ForwardOptions>();
-  sub.add_option("--model", o->model, "model name (ffr-bench models)")->required();
+  sub.add_option("--model", o->model, "model name (ffr-bench models)")->required()->check(CLI::IsMember(model_names()));
   sub.add_option("--weights", o->weights, "safetensors with PyTorch-named parameters and buffers")
       ->required()->check(CLI::ExistingFile);
   sub.add_option("--input", o->input, "safetensors with the images [N,3,H,W]")->required()->check(CLI::ExistingFile);

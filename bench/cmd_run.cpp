@@ -275,7 +275,8 @@ void setup(CLI::App& sub) {
       ->check(open_unit_interval())->capture_default_str();
   sub.add_option("--seeds", o->seeds, "seeds of the runs, comma-separated, one run folder each (a run's seed "
                  "sets subsampling, initialisation and batch order)")->delimiter(',')->capture_default_str();
-  sub.add_option("--model", c.model, "model name (ffr-bench models)")->capture_default_str();
+  sub.add_option("--model", c.model, "backbone (ffr-bench models)")->check(CLI::IsMember(model_names()))
+      ->capture_default_str();
   sub.add_option("--image-size", c.image_size, "input side in pixels (0: the manifest's)")
       ->check(non_negative())->capture_default_str();
   sub.add_option("--lr", c.learning_rate, "learning rate of the fine-tuning (ffr stage 2) or only stage")

@@ -69,6 +69,7 @@ expect 2 '^ffr-bench: error: --manifest is required' run --out y
 expect 2 "^ffr-bench: error: kernel-bench: --batch-size, .* must be >= 1" kernel-bench --batch-size -3 --device cpu
 expect 2 "^ffr-bench: error: --seed: expected a whole number >= 0, got '-1'" loader-bench --manifest "$work/bad.csv" --seed -1
 expect 2 "^ffr-bench: error: --epochs: expected a whole number, got '1.5'" grid --preset figure3 --manifest "$work/bad.csv" --out y --epochs 1.5
+expect 2 '^ffr-bench: error: --model: bogus not in \{' run --manifest "$work/bad.csv" --out y --model bogus
 expect 2 '^ffr-bench: error: --aug: bogus not in \{none,usb,asb,ffr\}' inspect --manifest x --aug bogus
 expect 2 '^ffr-bench: error: .*did you mean --lr\?' grid --preset figure3 --manifest x --out y --lrs 1e-3
 expect 1 '^ffr-bench: error: ' inspect --manifest "$work/bad.csv"
