@@ -97,7 +97,7 @@ void setup(CLI::App& sub) {
       ->check(open_unit_interval());
   sub.add_option("--seed", o->seed, "val: subsampling seed (default: the checkpoint's run's)")
       ->check(non_negative());
-  sub.add_option("--device", o->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  sub.add_option("--device", o->device, "where to run")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   sub.add_option("--batch-size", o->batch_size, "evaluation batch size")->check(positive())
       ->capture_default_str();

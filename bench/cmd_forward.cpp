@@ -2,6 +2,7 @@
 // with --backward, the cross-entropy loss and every parameter's gradient under PyTorch's names),
 // so anyone can check the engine against PyTorch with the same weights and inputs.
 #include "bench/command.h"
+#include "bench/flag_checks.h"
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/precision.h"
@@ -76,14 +77,15 @@ void run_forward(const ForwardOptions& o) {
 
 void setup_forward(CLI::App& sub) {
   auto o = std::make_shared<ForwardOptions>();
-  sub.add_option("--model", o->model, "model name (ffr-bench models)")->required();
+  sub.add_option("--model", o->model, "model name (ffr-bench models)")->required()->check(CLI::IsMember(model_names()));
   sub.add_option("--weights", o->weights, "safetensors with PyTorch-named parameters and buffers")
       ->required()->check(CLI::ExistingFile);
   sub.add_option("--input", o->input, "safetensors with the images [N,3,H,W]")->required()->check(CLI::ExistingFile);
   sub.add_option("--labels", o->labels, "safetensors with int labels [N] (for --backward)")->check(CLI::ExistingFile);
   sub.add_option("--out", o->out, "output safetensors")->required();
   sub.add_option("--classes", o->classes, "class count (default: from fc/head weight)");
-  sub.add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  sub.add_option("--device", o->device, "where to run")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
   sub.add_option("--precision", o->precision,
                  "matmul/conv precision: fp32, tf32 (fp32 on the CPU) or bf16; auto: tf32 on CUDA, fp32 on the CPU")
       ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}))->capture_default_str();

@@ -2,6 +2,8 @@
 // learning-rate grid. Flags (over an optional grid file) become ffr::GridOptions here; ffr/grid
 // runs the runs (resumable, shardable) and ffr/report writes report.md, results.csv and plots.
 #include "bench/command.h"
+#include "bench/interrupt.h"
+#include "bench/outputs.h"
 #include "bench/progress.h"
 #include "engine/error.h"
 #include "ffr/experiment.h"
@@ -21,7 +23,7 @@ namespace {
 struct GridCommandOptions {
   std::string config;  // grid file
   std::vector<std::string> presets, manifests;
-  std::vector<double> ratios, lrs;
+  std::vector<double> ratios, learning_rates;
   std::vector<int> severities;
   std::vector<uint64_t> seeds;
   std::vector<std::string> freeze_bn;
@@ -54,7 +56,7 @@ template <typename T>
 void require_unique(const char* flag, std::vector<T> values) {
   std::sort(values.begin(), values.end());
   const auto at = std::adjacent_find(values.begin(), values.end());
-  if (at != values.end()) throw InputError(detail::concat(flag, ": ", *at, " is listed twice"));
+  if (at != values.end()) throw UsageError(detail::concat(flag, ": ", *at, " is listed twice"));
 }
 
 std::vector<bool> parse_freeze_choices(const std::vector<std::string>& texts) {
@@ -62,7 +64,7 @@ std::vector<bool> parse_freeze_choices(const std::vector<std::string>& texts) {
   for (const std::string& t : texts) {
     if (t == "false" || t == "no" || t == "0") out.push_back(false);
     else if (t == "true" || t == "yes" || t == "1") out.push_back(true);
-    else throw InputError("--freeze-bn: expected false and/or true (e.g. false,true), got '" + t + "'");
+    else throw UsageError("--freeze-bn: expected false and/or true (e.g. false,true), got '" + t + "'");
   }
   require_unique("--freeze-bn", std::vector<int>(out.begin(), out.end()));
   return out;
@@ -75,7 +77,7 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--ratios")) g.bias_ratios = o.ratios;
   if (given(sub, "--severities")) g.severities = o.severities;
   if (given(sub, "--seeds")) g.seeds = o.seeds;
-  if (given(sub, "--lrs")) g.learning_rates = o.lrs;
+  if (given(sub, "--lr")) g.learning_rates = o.learning_rates;
   if (given(sub, "--freeze-bn")) g.freeze_batch_norm = parse_freeze_choices(o.freeze_bn);
   if (given(sub, "--vit-model")) g.vit_model = o.vit_model;
 
@@ -96,30 +98,36 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--workers")) b.loader_workers = o.base.loader_workers;
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
 
-  if (g.manifests.empty()) throw InputError("--manifest: required (or \"manifests\" in --config)");
+  if (g.manifests.empty()) throw UsageError("--manifest: required (or \"manifests\" in --config)");
   bool pattern = false, plain = false;
   for (const std::string& m : g.manifests) {
     const bool is_pattern = m.find("{severity}") != std::string::npos;
-    if (!is_pattern && !std::filesystem::is_regular_file(m)) throw InputError("--manifest: no such file: " + m);
+    if (!is_pattern && !std::filesystem::is_regular_file(m)) throw UsageError("--manifest: no such file: " + m);
     (is_pattern ? pattern : plain) = true;
   }
   // make_grid says the same in the grid file's words; here the flag is named.
   const bool table4 = std::count(g.presets.begin(), g.presets.end(), "table4") > 0;
   if (table4 && !pattern) {
-    throw InputError("--manifest: table4 needs a pattern with {severity}, one manifest per severity "
+    throw UsageError("--manifest: table4 needs a pattern with {severity}, one manifest per severity "
                      "(e.g. --manifest 'data/sev{severity}/manifest.csv')");
   }
   if (!plain && g.presets.size() > size_t(table4)) {
-    throw InputError("--manifest: presets other than table4 need a manifest without {severity}");
+    throw UsageError("--manifest: presets other than table4 need a manifest without {severity}");
   }
   return g;
 }
 
 // Progress on the terminal: a line per run, the trainer's own line inside it; runs found complete
 // are counted and reported once, not one line each.
-GridProgressCallback grid_printer() {
+// Before each run after the first one done here, the whole grid's ETA: this process's mean time
+// per run times the runs left (runs read back from earlier calls take no time).
+GridProgressCallback grid_printer(const std::string& out) {
+  using Clock = std::chrono::steady_clock;
   auto resumed = std::make_shared<int64_t>(0);
   auto inner = std::make_shared<ProgressCallback>();
+  auto ran_here = std::make_shared<int64_t>(0);
+  auto seconds_here = std::make_shared<double>(0.0);
+  auto run_start = std::make_shared<Clock::time_point>();
   return [=](const GridProgress& p) {
     auto flush_resumed = [&] {
       if (*resumed == 0) return;
@@ -133,15 +141,29 @@ GridProgressCallback grid_printer() {
         break;
       case GridProgress::Event::Starting:
         flush_resumed();
-        std::printf("[%lld/%lld] %s\n", static_cast<long long>(p.index), static_cast<long long>(p.total),
-                    p.run->name.c_str());
+        if (*ran_here > 0) {
+          const double left = (*seconds_here / double(*ran_here)) * double(p.total - p.index + 1);
+          std::printf("[%lld/%lld] %s (grid ETA %s)\n", static_cast<long long>(p.index),
+                      static_cast<long long>(p.total), p.run->name.c_str(), format_duration(left).c_str());
+        } else {
+          std::printf("[%lld/%lld] %s\n", static_cast<long long>(p.index), static_cast<long long>(p.total),
+                      p.run->name.c_str());
+        }
         std::fflush(stdout);
         *inner = progress_printer(detail::concat("  ", p.index, "/", p.total));
+        *run_start = Clock::now();
+        if (const std::string from = resume_point(run_dir(out, *p.run)); !from.empty()) {
+          std::printf("  resuming the unfinished run (%s)\n", from.c_str());
+          std::fflush(stdout);
+        }
         break;
       case GridProgress::Event::Running:
         (*inner)(*p.experiment);
+        stop_if_interrupted(*p.experiment);
         break;
       case GridProgress::Event::Finished:
+        ++*ran_here;
+        *seconds_here += std::chrono::duration<double>(Clock::now() - *run_start).count();
         end_progress_line();
         std::printf("[%lld/%lld] done in %s: test WA %.1f%%, BA %.1f%% (val WA %.1f%%)\n",
                     static_cast<long long>(p.index), static_cast<long long>(p.total),
@@ -158,7 +180,7 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
     try {
       return parse_shard(o.shard);
     } catch (const InputError& e) {
-      throw InputError(std::string("--shard: ") + e.what());
+      throw UsageError(std::string("--shard: ") + e.what());
     }
   }();
   const Grid grid = make_grid(grid_options(sub, o));
@@ -181,8 +203,10 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
     return;
   }
   std::fflush(stdout);
+  ensure_writable_folder("--out", o.out);
+  install_interrupt_handler();
 
-  const GridRunSummary ran = run_grid(grid, {o.out, shard}, run_experiment, grid_printer());
+  const GridRunSummary ran = run_grid(grid, {o.out, shard}, run_experiment, grid_printer(o.out));
   ReportOptions report;
   report.wall_seconds = ran.seconds;
   if (shard.count > 1) {
@@ -210,8 +234,12 @@ void setup(CLI::App& sub) {
   sub.add_option("--out", o->out, "grid folder: grid.json, runs/<run>/, report.md, results.csv, *.svg")->required();
   sub.add_option("--config", o->config, "grid file (JSON, see docs/grid.md); flags override it")
       ->check(CLI::ExistingFile);
-  sub.add_option("--seeds", o->seeds, "seeds, comma-separated [0,1,2]")->delimiter(',');
-  sub.add_option("--lrs", o->lrs, "learning-rate grid, comma-separated [1e-4,1e-5,1e-6,1e-7]")
+  sub.add_option("--seeds", o->seeds,
+                 "seeds of the runs, comma-separated, one run each (a run's seed sets subsampling, "
+                 "initialisation and batch order) [0,1,2]")->delimiter(',');
+  sub.add_option("--lr", o->learning_rates,
+                 "learning rate(s) of the fine-tuning (ffr stage 2) or only stage, comma-separated: the grid "
+                 "searched by validation WA [1e-4,1e-5,1e-6,1e-7]")
       ->delimiter(',')->check(number_above_zero());
   sub.add_option("--ratios", o->ratios, "bias ratios, comma-separated [0.9,0.95,0.97,0.99,0.999]")
       ->delimiter(',');
@@ -219,14 +247,14 @@ void setup(CLI::App& sub) {
       ->delimiter(',')->check(CLI::Range(0, 5));
   sub.add_option("--freeze-bn", o->freeze_bn,
                  "FFR stage 2 batch-norm choices to select from: false, true or false,true (the paper) [false]")
-      ->delimiter(',');
+      ->delimiter(',')->check(CLI::IsMember({"false", "true"}));
   sub.add_option("--model", o->base.model, "backbone (ffr-bench models) [resnet26_small]")->check(CLI::IsMember(models));
   sub.add_option("--vit-model", o->vit_model, "table8's ViT [vit_b32; vit_small_p4 suits CPUs and 32 px images]")
       ->check(CLI::IsMember(models));
-  sub.add_option("--epochs", o->base.epochs, "epochs (stage 2 for FFR; also stage 1 unless --stage1-epochs) [20]")
+  sub.add_option("--epochs", o->base.epochs, "epochs of the fine-tuning (ffr stage 2) or only stage; also ffr stage 1 unless --stage1-epochs [20]")
       ->check(number_above_zero());
-  sub.add_option("--stage1-epochs", o->base.stage1_epochs, "FFR stage 1 epochs [20]")->check(number_above_zero());
-  sub.add_option("--stage1-lr", o->base.stage1_learning_rate, "FFR stage 1 learning rate [1e-4]")
+  sub.add_option("--stage1-epochs", o->base.stage1_epochs, "FFR stage 1 epochs [default: --epochs]")->check(number_above_zero());
+  sub.add_option("--stage1-lr", o->base.stage1_learning_rate, "FFR stage 1 learning rate (one value: the protocol does not search it) [1e-4]")
       ->check(number_above_zero());
   sub.add_option("--image-size", o->base.image_size, "input side in pixels (0: the manifest's) [0]")
       ->check(number_above_zero(true));
@@ -234,7 +262,7 @@ void setup(CLI::App& sub) {
   sub.add_option("--weight-decay", o->base.weight_decay, "Adam's coupled L2 [1e-5]")->check(number_above_zero(true));
   sub.add_option("--max-train-samples", o->base.max_train_samples, "cap on each training list (0: none) [0]")
       ->check(number_above_zero(true));
-  sub.add_option("--device", o->base.device, "auto, cpu or cuda [auto]")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub.add_option("--device", o->base.device, "where to train [auto]")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub.add_option("--precision", o->base.precision,
                  "matmul/conv precision: fp32, tf32 (fp32 on the CPU) or bf16; auto: tf32 on CUDA, fp32 on the CPU [auto]")
       ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
@@ -244,13 +272,13 @@ void setup(CLI::App& sub) {
   sub.add_flag("--dry-run", o->dry_run, "list this shard's run folders and stop");
   sub.callback([&sub, o] {
     require_unique("--seeds", o->seeds);
-    require_unique("--lrs", o->lrs);
+    require_unique("--lr", o->learning_rates);
     require_unique("--ratios", o->ratios);
     require_unique("--severities", o->severities);
     for (double r : o->ratios) {
-      if (r <= 0.0 || r >= 1.0) throw InputError(detail::concat("--ratios: ", r, " is not in (0, 1)"));
+      if (r <= 0.0 || r >= 1.0) throw UsageError(detail::concat("--ratios: ", r, " is not in (0, 1)"));
     }
-    if (o->presets.empty() && o->config.empty()) throw InputError("--preset: required (or --config with presets or cells)");
+    if (o->presets.empty() && o->config.empty()) throw UsageError("--preset: required (or --config with presets or cells)");
     run(sub, *o);
   });
 }

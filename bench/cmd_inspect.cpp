@@ -1,6 +1,7 @@
 // `ffr-bench inspect`: what the protocol makes of a manifest: per split, real and synthetic
 // samples in every (y, b) group at one bias ratio and augmentation mode.
 #include "bench/command.h"
+#include "bench/flag_checks.h"
 #include "data/groups.h"
 #include "data/manifest.h"
 #include "data/protocol.h"
@@ -83,11 +84,12 @@ void setup(CLI::App& sub) {
   auto options = std::make_shared<InspectOptions>();
   sub.add_option("--manifest", options->manifest, "manifest CSV")->required();
   sub.add_option("--root", options->root, "image folder (default: the manifest's folder)");
-  sub.add_option("--ratio", options->ratio, "bias ratio r")->capture_default_str();
-  sub.add_option("--aug", options->aug, "augmentation: none, usb, asb or ffr")->capture_default_str();
-  sub.add_option("--synthetic", options->synthetic, "synthetic set shape: balanced, biased (FFR) or agnostic")
-      ->capture_default_str();
-  sub.add_option("--seed", options->seed, "seed of the random subsampling")->capture_default_str();
+  sub.add_option("--ratio", options->ratio, "bias ratio r")->check(open_unit_interval())->capture_default_str();
+  sub.add_option("--aug", options->aug, "use of synthetic data")
+      ->check(CLI::IsMember({"none", "usb", "asb", "ffr"}))->capture_default_str();
+  sub.add_option("--synthetic", options->synthetic, "synthetic set shape (biased: FFR's)")
+      ->check(CLI::IsMember({"balanced", "biased", "agnostic"}))->capture_default_str();
+  sub.add_option("--seed", options->seed, "data seed: the subsampling's (as a run's seed)")->capture_default_str();
   sub.add_option("--train-min-per-group", options->protocol.train_min_per_group, "real train samples kept per group, at least")
       ->capture_default_str();
   sub.add_option("--val-min-per-group", options->protocol.val_min_per_group, "val samples kept per group, at least")

@@ -224,7 +224,7 @@ void run_kernel_bench(KernelBenchOptions o) {
   if (o.params == 0) o.params = gpu ? 25557032 : 2000000;
   if (o.iters == 0) o.iters = gpu ? 50 : 10;
   if (o.batch < 1 || o.classes < 1 || o.groups < 1 || o.params < 1 || o.tensors < 1 || o.iters < 1)
-    throw InputError("kernel-bench: --batch, --classes, --groups, --params, --tensors and --iters must be >= 1");
+    throw UsageError("kernel-bench: --batch-size, --classes, --groups, --params, --tensors and --iters must be >= 1");
   if (gpu) {
     std::printf("kernel-bench on %s (CUDA events, mean of %d iterations after 2 warm-up)\n", device.str().c_str(),
                 o.iters);
@@ -242,10 +242,10 @@ void run_kernel_bench(KernelBenchOptions o) {
 
 void setup(CLI::App& sub) {
   auto options = std::make_shared<KernelBenchOptions>();
-  sub.add_option("--device", options->device, "auto, cpu or cuda")
+  sub.add_option("--device", options->device, "where to run")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  sub.add_option("--batch", options->batch, "rows of logits (N)")->capture_default_str();
+  sub.add_option("--batch-size", options->batch, "rows of logits (N)")->capture_default_str();
   sub.add_option("--classes", options->classes, "classes (C)")->capture_default_str();
   sub.add_option("--groups", options->groups, "groups (G)")->capture_default_str();
   sub.add_option("--params", options->params, "Adam parameters in all (0: 25.6M on a GPU, 2M on the CPU)")

@@ -56,10 +56,10 @@ void setup(CLI::App& sub) {
   sub.add_option("--manifest", options->manifest, "manifest CSV")->required();
   sub.add_option("--image-size", options->image_size, "model input side")->capture_default_str();
   sub.add_option("--workers", options->workers, "decoding threads")->capture_default_str();
-  sub.add_option("--batch", options->batch, "batch size")->capture_default_str();
+  sub.add_option("--batch-size", options->batch, "batch size")->capture_default_str();
   sub.add_option("--batches", options->batches, "batches to time (after 2 warm-up batches)")->capture_default_str();
   sub.add_option("--prefetch", options->prefetch, "batches decoded ahead")->capture_default_str();
-  sub.add_option("--seed", options->seed, "shuffle seed")->capture_default_str();
+  sub.add_option("--seed", options->seed, "data seed: the sampler's shuffle")->capture_default_str();
   sub.callback([options] { run_loader_bench(*options); });
 }
 

@@ -1,5 +1,6 @@
 // `ffr-bench models`: each named model's parameter count and forward cost at an image size.
 #include "bench/command.h"
+#include "bench/flag_checks.h"
 #include "engine/autograd.h"
 #include "engine/flop_counter.h"
 #include "engine/rng.h"
@@ -44,7 +45,7 @@ void setup_models(CLI::App& sub) {
   sub.add_option("--classes", o->classes, "number of classes of the head")->check(CLI::PositiveNumber);
   sub.add_option("--image-size", o->image_size, "input size in pixels (default: each model's own)")
       ->check(CLI::PositiveNumber);
-  sub.add_option("--model", o->only, "only these models (repeatable)");
+  sub.add_option("--model", o->only, "only these models (repeatable)")->check(CLI::IsMember(model_names()));
   sub.callback([o] { run_models(*o); });
 }
 

@@ -109,8 +109,8 @@ void setup(CLI::App& sub) {
   sub.add_option("--image-size", c.image_size, "input side in pixels (0: the manifest's)")
       ->check(non_negative())->capture_default_str();
   sub.add_option("--batch-size", c.batch_size, "batch size")->check(positive())->capture_default_str();
-  sub.add_option("--seed", c.seed, "seed")->capture_default_str();
-  sub.add_option("--device", c.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  sub.add_option("--seed", c.seed, "seed of the probe's subsampling, initialisation and batch order")->capture_default_str();
+  sub.add_option("--device", c.device, "where to run")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   sub.add_option("--workers", c.loader_workers, "image decoding threads")->check(positive())
       ->capture_default_str();

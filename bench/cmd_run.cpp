@@ -6,23 +6,30 @@
 // unfinished runs away instead.
 #include "bench/command.h"
 #include "bench/flag_checks.h"
+#include "bench/interrupt.h"
+#include "bench/outputs.h"
 #include "bench/progress.h"
+#include "engine/atomic_file.h"
+#include "engine/build_info.h"
 #include "engine/error.h"
 #include "engine/profiler_window.h"
 #include "ffr/experiment.h"
 #include "ffr/run_folder.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
 namespace ffr::bench {
 namespace {
 
 struct RunOptions {
   ExperimentConfig config;
-  std::string augmentation = "none", method = "erm", stages = "full", synthetic = "balanced";
+  std::string augmentation = "none", method = "erm", stages = "full", synthetic = "balanced", freeze_bn = "false";
   std::vector<uint64_t> seeds{0};
   std::string out;
   bool restart = false;
@@ -85,15 +92,134 @@ void print_table(const std::vector<uint64_t>& seeds, const std::vector<Experimen
   }
 }
 
-void run(RunOptions& o) {
+// summary.json and summary.md beside the seed folders: the settings, one row per seed, and the
+// mean +- std over seeds (sample std, as the table printed), with the engine's build.
+void write_summary(const RunOptions& o, const std::vector<ExperimentResult>& results) {
+  const ExperimentConfig& c = o.config;
+  const bool ffr = c.augmentation == data::Augmentation::FFR;
+  nlohmann::ordered_json settings = {
+      {"manifest", c.manifest},
+      {"augmentation", data::augmentation_name(c.augmentation)},
+      {"method", method_name(c.method)},
+      {"bias_ratio", c.bias_ratio},
+      {"model", c.model},
+      {"image_size", c.image_size},
+      {"batch_size", c.batch_size},
+      {"epochs", c.epochs},
+      {"learning_rate", c.learning_rate},
+      {"weight_decay", c.weight_decay},
+      {"max_train_samples", c.max_train_samples},
+      {"init_weights", "random (seeded)"},
+      {"seeds", o.seeds}};
+  if (ffr) {
+    settings["stage1_epochs"] = c.stage1_epochs;
+    settings["stage1_learning_rate"] = c.stage1_learning_rate;
+    settings["stages"] = stage_order_name(c.stages);
+    settings["freeze_batch_norm"] = c.freeze_batch_norm;
+  }
+  const bool synthetic = !results.empty() && !results.front().test_synthetic.groups.empty();
+  struct Column {
+    const char* key;
+    std::vector<double> values;
+  };
+  std::vector<Column> columns{{"val_worst_group_accuracy", {}}, {"val_balanced_accuracy", {}},
+                              {"test_worst_group_accuracy", {}}, {"test_balanced_accuracy", {}}};
+  if (synthetic) {
+    columns.push_back({"test_synthetic_worst_group_accuracy", {}});
+    columns.push_back({"test_synthetic_balanced_accuracy", {}});
+  }
+  nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < results.size(); ++i) {
+    const ExperimentResult& r = results[i];
+    const double values[] = {r.val.worst_group_accuracy, r.val.balanced_accuracy, r.test.worst_group_accuracy,
+                             r.test.balanced_accuracy, r.test_synthetic.worst_group_accuracy,
+                             r.test_synthetic.balanced_accuracy};
+    nlohmann::ordered_json row = {{"seed", o.seeds[i]}, {"folder", "seed-" + std::to_string(o.seeds[i])},
+                                  {"best_epoch", r.best_epoch}};
+    for (size_t k = 0; k < columns.size(); ++k) {
+      columns[k].values.push_back(values[k]);
+      row[columns[k].key] = values[k];
+    }
+    runs.push_back(row);
+  }
+  nlohmann::ordered_json summary = nlohmann::ordered_json::object();
+  for (const Column& column : columns) {
+    const MeanAndStd m = mean_and_std(column.values);
+    summary[column.key] = {{"mean", m.mean}, {"std", m.std}};
+  }
+  const nlohmann::ordered_json doc = {{"engine", nlohmann::ordered_json::parse(build_info_json())},
+                                      {"settings", settings},
+                                      {"seeds", results.size()},
+                                      {"std", "sample standard deviation over seeds (n - 1); 0 for one seed"},
+                                      {"mean_and_std", summary},
+                                      {"runs", runs}};
+  const std::filesystem::path dir(o.out);
+  write_text_atomically((dir / "summary.json").string(), doc.dump(2) + "\n");
+
+  std::ostringstream md;
+  md << "# " << data::augmentation_name(c.augmentation) << " + " << method_name(c.method) << " at bias ratio "
+     << c.bias_ratio << "\n\n## Settings\n\n";
+  for (const auto& [key, value] : settings.items()) md << "- " << key << ": " << value.dump() << "\n";
+  md << "\n## Mean +- std over " << results.size() << " seed(s), %\n\n| metric | mean | std |\n|---|---|---|\n";
+  char line[160];
+  for (const Column& column : columns) {
+    const MeanAndStd m = mean_and_std(column.values);
+    std::snprintf(line, sizeof line, "| %s | %.1f | %.1f |\n", column.key, 100 * m.mean, 100 * m.std);
+    md << line;
+  }
+  md << "\n## Seeds\n\n| seed | best epoch | val WA | val BA | test WA | test BA |\n|---|---|---|---|---|---|\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const ExperimentResult& r = results[i];
+    std::snprintf(line, sizeof line, "| %llu | %lld | %.1f | %.1f | %.1f | %.1f |\n",
+                  static_cast<unsigned long long>(o.seeds[i]), static_cast<long long>(r.best_epoch),
+                  100 * r.val.worst_group_accuracy, 100 * r.val.balanced_accuracy, 100 * r.test.worst_group_accuracy,
+                  100 * r.test.balanced_accuracy);
+    md << line;
+  }
+  md << "\n## Engine\n\n";
+  for (const auto& [key, value] : build_info_fields()) md << "- " << key << ": " << value << "\n";
+  write_text_atomically((dir / "summary.md").string(), md.str());
+}
+
+// Flags that mean nothing for the chosen augmentation or method are refused, not ignored.
+void check_applicable(const CLI::App& sub, const ExperimentConfig& c) {
+  const bool ffr = c.augmentation == data::Augmentation::FFR;
+  auto refuse = [&](const char* flag, const std::string& why) {
+    if (sub.count(flag) > 0) throw UsageError(std::string(flag) + " " + why);
+  };
+  if (!ffr) {
+    const std::string why = "applies to --aug ffr only (got --aug " + std::string(data::augmentation_name(c.augmentation)) + ")";
+    refuse("--stages", why);
+    refuse("--stage1-lr", why);
+    refuse("--stage1-epochs", why);
+    refuse("--freeze-bn", why);
+  }
+  if (c.augmentation == data::Augmentation::None) {
+    refuse("--synthetic", "applies to --aug usb, asb or ffr only (--aug none uses no synthetic data)");
+  }
+  if (c.method != TrainingMethod::GroupDRO) {
+    const std::string why = "applies to --method groupdro only (got --method " + std::string(method_name(c.method)) + ")";
+    refuse("--groupdro-eta", why);
+    refuse("--groupdro-c", why);
+  }
+}
+
+void run(const CLI::App& sub, RunOptions& o) {
   ExperimentConfig& c = o.config;
   // CLI11 has checked the names; the parsers map them (and would name a bad one).
   c.augmentation = data::parse_augmentation(o.augmentation);
   c.method = parse_method(o.method);
   c.stages = parse_stage_order(o.stages);
   c.synthetic = parse_synthetic_distribution(o.synthetic);
-  if (c.stages != StageOrder::Full && c.augmentation != data::Augmentation::FFR) {
-    throw InputError("--stages " + o.stages + " applies to --aug ffr only");
+  c.freeze_batch_norm = o.freeze_bn == "true";
+  check_applicable(sub, c);
+  // --epochs is the fine-tuning (or only) stage; FFR's stage 1 trains as long unless
+  // --stage1-epochs says otherwise (the same rule as grid).
+  if (sub.count("--stage1-epochs") == 0) c.stage1_epochs = c.epochs;
+  for (size_t i = 0; i < o.seeds.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (o.seeds[i] == o.seeds[j]) throw UsageError("--seeds: " + std::to_string(o.seeds[i]) + " is listed twice");
+    }
   }
   // A ratio the data cannot express is refused here, before any seed trains.
   for (const std::string& warning : bias_ratio_warnings(c)) {
@@ -112,6 +238,8 @@ void run(RunOptions& o) {
     };
   };
   profiler.begin();
+  ensure_writable_folder("--out", o.out);
+  install_interrupt_handler();
   std::vector<ExperimentResult> results;
   for (uint64_t seed : o.seeds) {
     c.seed = seed;
@@ -120,7 +248,19 @@ void run(RunOptions& o) {
       RunFolder(dir).start_fresh();
     }
     const bool done = has_result(dir);
-    results.push_back(run_experiment(c, dir, count_steps(progress_printer("seed " + std::to_string(seed)))));
+    if (!done) {
+      const std::string from = resume_point(dir);
+      if (!from.empty()) {
+        std::printf("seed %llu: resuming the unfinished run in %s (%s)\n", static_cast<unsigned long long>(seed),
+                    dir.c_str(), from.c_str());
+        std::fflush(stdout);
+      }
+    }
+    ProgressCallback printer = progress_printer("seed " + std::to_string(seed));
+    results.push_back(run_experiment(c, dir, count_steps([&printer](const Progress& p) {
+      printer(p);
+      stop_if_interrupted(p);
+    })));
     if (!done) end_progress_line();
     std::printf("seed %llu:%s test WA %.1f BA %.1f (%s)\n", static_cast<unsigned long long>(seed),
                 done ? " already complete," : "", 100 * results.back().test.worst_group_accuracy,
@@ -137,6 +277,9 @@ void run(RunOptions& o) {
               c.learning_rate, static_cast<long long>(c.epochs), stage1,
               results.empty() ? "?" : results.front().device.c_str());
   print_table(o.seeds, results);
+  write_summary(o, results);
+  std::printf("\nsummary: %s, %s\n", (std::filesystem::path(o.out) / "summary.md").string().c_str(),
+              (std::filesystem::path(o.out) / "summary.json").string().c_str());
 }
 
 void setup(CLI::App& sub) {
@@ -151,30 +294,36 @@ void setup(CLI::App& sub) {
       ->check(CLI::IsMember({"erm", "resampling", "groupdro", "dfr"}))->capture_default_str();
   sub.add_option("--ratio", c.bias_ratio, "bias ratio r of the real train and val splits")
       ->check(open_unit_interval())->capture_default_str();
-  sub.add_option("--seeds", o->seeds, "comma-separated seeds, one run each")->delimiter(',')->capture_default_str();
-  sub.add_option("--model", c.model, "model name (ffr-bench models)")->capture_default_str();
+  sub.add_option("--seeds", o->seeds, "seeds of the runs, comma-separated, one run folder each (a run's seed "
+                 "sets subsampling, initialisation and batch order)")->delimiter(',')->capture_default_str();
+  sub.add_option("--model", c.model, "backbone (ffr-bench models)")->check(CLI::IsMember(model_names()))
+      ->capture_default_str();
   sub.add_option("--image-size", c.image_size, "input side in pixels (0: the manifest's)")
       ->check(non_negative())->capture_default_str();
-  sub.add_option("--lr", c.learning_rate, "learning rate (stage 2 for ffr)")->check(positive())
-      ->capture_default_str();
-  sub.add_option("--epochs", c.epochs, "epochs (stage 2 for ffr)")->check(positive())->capture_default_str();
-  sub.add_option("--stage1-lr", c.stage1_learning_rate, "ffr stage 1 learning rate")->check(positive())
-      ->capture_default_str();
-  sub.add_option("--stage1-epochs", c.stage1_epochs, "ffr stage 1 epochs")->check(positive())
-      ->capture_default_str();
+  sub.add_option("--lr", c.learning_rate, "learning rate of the fine-tuning (ffr stage 2) or only stage")
+      ->check(positive())->capture_default_str();
+  sub.add_option("--epochs", c.epochs,
+                 "epochs of the fine-tuning (ffr stage 2) or only stage; also ffr stage 1 unless --stage1-epochs")
+      ->check(positive())->capture_default_str();
+  sub.add_option("--stage1-lr", c.stage1_learning_rate, "ffr stage 1 learning rate (--aug ffr only)")
+      ->check(positive())->capture_default_str();
+  sub.add_option("--stage1-epochs", c.stage1_epochs, "ffr stage 1 epochs (--aug ffr only) [default: --epochs]")
+      ->check(positive());
   sub.add_option("--stages", o->stages, "ffr stage order (the paper's Table 1)")
       ->check(CLI::IsMember({"full", "stage1", "stage2", "stage2-then-1"}))->capture_default_str();
   sub.add_option("--synthetic", o->synthetic, "shape of the synthetic set (Tables 2 and 5)")
       ->check(CLI::IsMember({"balanced", "biased", "agnostic"}))->capture_default_str();
-  sub.add_flag("--freeze-bn", c.freeze_batch_norm, "ffr stage 2: freeze batch-norm statistics and affine parameters");
+  sub.add_option("--freeze-bn", o->freeze_bn,
+                 "ffr stage 2: freeze batch-norm statistics and affine parameters (--aug ffr only)")
+      ->check(CLI::IsMember({"false", "true"}))->capture_default_str();
   sub.add_option("--weight-decay", c.weight_decay, "Adam's coupled L2")->check(non_negative())
       ->capture_default_str();
   sub.add_option("--batch-size", c.batch_size, "batch size")->check(positive())->capture_default_str();
-  sub.add_option("--groupdro-eta", c.groupdro_step_size, "GroupDRO step size eta")->check(non_negative())
+  sub.add_option("--groupdro-eta", c.groupdro_step_size, "GroupDRO step size eta (--method groupdro only)")->check(non_negative())
       ->capture_default_str();
-  sub.add_option("--groupdro-c", c.groupdro_adjustment, "GroupDRO generalisation adjustment C")
+  sub.add_option("--groupdro-c", c.groupdro_adjustment, "GroupDRO generalisation adjustment C (--method groupdro only)")
       ->check(non_negative())->capture_default_str();
-  sub.add_option("--device", c.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+  sub.add_option("--device", c.device, "where to train")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   sub.add_option("--precision", c.precision,
                  "matmul/conv precision: fp32, tf32 (tensor cores; fp32 on the CPU) or bf16 (mixed precision); "
@@ -192,7 +341,7 @@ void setup(CLI::App& sub) {
   sub.add_flag("--restart", o->restart,
                "start unfinished runs over instead of resuming them from their last complete epoch, and "
                "completed ones whose data (manifest or sidecar) has changed since");
-  sub.callback([o] { run(*o); });
+  sub.callback([&sub, o] { run(sub, *o); });
 }
 
 const bool registered = register_command(

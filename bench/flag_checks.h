@@ -2,9 +2,12 @@
 // ranges print the whole double range.
 #pragma once
 
+#include "layers/model_zoo.h"
+
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 namespace ffr::bench {
 
@@ -45,6 +48,13 @@ inline CLI::Validator open_unit_interval() {
         return "must be a number in (0, 1), got " + value;
       },
       "in (0, 1)");
+}
+
+// The model zoo's names (ffr-bench models), for CLI::IsMember: --help lists them, a typo is refused.
+inline std::vector<std::string> model_names() {
+  std::vector<std::string> names;
+  for (const ModelInfo& m : available_models()) names.push_back(m.name);
+  return names;
 }
 
 }  // namespace ffr::bench

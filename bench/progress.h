@@ -1,6 +1,6 @@
 // Progress of long work on stderr: on a terminal one line rewritten in place (stage, epoch, step,
-// images/s, ETA), throttled to a few updates a second; otherwise one plain line per epoch, so
-// logs of batch jobs stay readable.
+// images/s, ETA), throttled to a few updates a second; otherwise one plain line per epoch, and a
+// step line whenever 30 s passed without one, so logs of batch jobs stay readable and alive.
 #pragma once
 
 #include "ffr/experiment.h"

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/manifest.h"
+#include "engine/build_info.h"
 #include "engine/error.h"
 #include "engine/fault_injection.h"
 #include "engine/precision.h"
@@ -285,7 +286,8 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
                             {{"config", config_to_json(config)},
                              // read by the inference API (layers/inference.h) to name its predictions
                              {"class_names", nlohmann::json(manifest.info.class_names).dump()},
-                             {"precision", precision_name(precision)}}};
+                             {"precision", precision_name(precision)}},
+                             {"engine", build_info_json()}}};
   auto save_best = [&](const Classifier& m, const std::string& stage, int64_t epoch, double val_wa) {
     CheckpointInfo info = checkpoint;
     info.extra["stage"] = stage;

@@ -3,6 +3,7 @@
 #include "data/csv.h"
 #include "data/manifest.h"
 #include "engine/atomic_file.h"
+#include "engine/build_info.h"
 #include "engine/error.h"
 #include "ffr/svg_plot.h"
 
@@ -306,6 +307,57 @@ std::string experiment_title(const std::string& name) {
   return description.empty() ? name : name + ": " + description;
 }
 
+// The distinct values of one setting over the grid's cells, in first-seen order ("20" or "10, 20").
+template <typename Field>
+std::string distinct_values(const Grid& grid, Field field) {
+  std::vector<std::string> seen;
+  for (const GridCell& cell : grid.cells) {
+    const std::string v = field(cell.config);
+    if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+  }
+  std::string text;
+  for (const std::string& v : seen) text += (text.empty() ? "" : ", ") + v;
+  return text.empty() ? "–" : text;
+}
+
+// What the numbers were produced with: the training settings (as the cells hold them) and the
+// engine build (engine/build_info.h), so that report.md alone says how to reproduce it.
+std::string settings_markdown(const GridSummary& s, const std::string& seeds, const std::string& lrs) {
+  const Grid& g = s.grid;
+  auto number = [](auto v) { return detail::concat(v); };
+  std::ostringstream md;
+  md << "## Settings\n\n"
+     << "- Model: " << distinct_values(g, [](const ExperimentConfig& c) { return c.model; }) << "\n"
+     << "- Epochs (fine-tuning or only stage): "
+     << distinct_values(g, [&](const ExperimentConfig& c) { return number(c.epochs); })
+     << "; FFR stage 1: " << distinct_values(g, [&](const ExperimentConfig& c) { return number(c.stage1_epochs); })
+     << "\n"
+     << "- Batch size: " << distinct_values(g, [&](const ExperimentConfig& c) { return number(c.batch_size); }) << "\n"
+     << "- Image size: "
+     << distinct_values(g, [&](const ExperimentConfig& c) {
+          return c.image_size > 0 ? number(c.image_size) : std::string("the manifest's");
+        })
+     << "\n"
+     << "- Max train samples: "
+     << distinct_values(g, [&](const ExperimentConfig& c) {
+          return c.max_train_samples > 0 ? number(c.max_train_samples) : std::string("all");
+        })
+     << "\n"
+     << "- Learning-rate grid: " << lrs << "; FFR stage 1 learning rate: "
+     << distinct_values(g, [](const ExperimentConfig& c) { return learning_rate_text(c.stage1_learning_rate); })
+     << "\n"
+     << "- Weight decay: " << distinct_values(g, [&](const ExperimentConfig& c) { return number(c.weight_decay); })
+     << "\n"
+     << "- Seeds: " << seeds << "\n"
+     << "- Initial weights: random, from each run's seed (no pretrained weights)\n"
+     << "- Deterministic: "
+     << distinct_values(g, [](const ExperimentConfig& c) { return std::string(c.deterministic ? "yes" : "no"); })
+     << "\n\n## Engine\n\n";
+  for (const auto& [key, value] : build_info_fields()) md << "- " << key << ": " << value << "\n";
+  md << "\n";
+  return md.str();
+}
+
 std::string report_markdown(const GridSummary& s, const ReportOptions& options,
                             const std::map<std::string, std::vector<std::string>>& plots) {
   std::ostringstream md;
@@ -334,7 +386,7 @@ std::string report_markdown(const GridSummary& s, const ReportOptions& options,
   if (s.runs_complete < s.runs_planned) {
     md << "- Rows marked * miss runs: their numbers and choice may change when the grid completes.\n";
   }
-  md << "\n";
+  md << "\n" << settings_markdown(s, seeds, lrs);
 
   for (const ExperimentSummary& e : s.experiments) {
     md << "## " << experiment_title(e.name) << "\n\n";

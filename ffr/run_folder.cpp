@@ -2,6 +2,7 @@
 
 #include "data/csv.h"
 #include "engine/atomic_file.h"
+#include "engine/build_info.h"
 #include "engine/error.h"
 #include "ffr/experiment_json.h"
 
@@ -58,8 +59,16 @@ void RunFolder::remove_temporary_files() const {
   }
 }
 
+// The build that wrote a file, as its "engine" key (engine/build_info.h). Readers ignore the key,
+// so it does not take part in matching runs; it is constant within a build.
+static std::string with_engine(const std::string& json_text) {
+  nlohmann::json doc = nlohmann::json::parse(json_text);
+  doc["engine"] = nlohmann::json::parse(build_info_json());
+  return doc.dump(2) + "\n";
+}
+
 void RunFolder::write_config(const ExperimentConfig& config) const {
-  write_text_atomically(path(kConfigFile), config_to_json(config));
+  write_text_atomically(path(kConfigFile), with_engine(config_to_json(config)));
 }
 
 void RunFolder::append_metrics(const EpochMetrics& m) const {
@@ -99,7 +108,7 @@ void RunFolder::write_groups(const ExperimentResult& result, const data::Dataset
 }
 
 void RunFolder::write_result(const ExperimentResult& result) const {
-  write_text_atomically(path(kResultFile), result_to_json(result));
+  write_text_atomically(path(kResultFile), with_engine(result_to_json(result)));
 }
 
 }  // namespace ffr

@@ -2,6 +2,7 @@
 // the run folder's files, stage orders, deterministic reruns, a killed run's restart, reuse of a
 // completed run, and the best checkpoint reproducing the run's test numbers.
 #include "data/manifest.h"
+#include "engine/build_info.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "ffr/checkpoint.h"
@@ -287,6 +288,25 @@ TEST_F(FfrExperiment, PrecisionIsRecordedAndValidated) {
   data::testing::expect_input_error([&] { run_experiment(c, (dir / "bad").string()); },
                                     {"precision", "fp16", "fp32", "tf32", "bf16"});
   EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
+// Provenance: config.json, result.json and the checkpoint name the engine build that wrote them.
+TEST_F(FfrExperiment, RunFilesCarryTheEngineBuild) {
+  TempDir dir;
+  const std::string run_dir = (dir / "run").string();
+  const ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);
+  run_experiment(c, run_dir);
+  const nlohmann::json engine = nlohmann::json::parse(build_info_json());
+  for (const char* file : {kConfigFile, kResultFile}) {
+    const nlohmann::json doc = nlohmann::json::parse(read_file(std::filesystem::path(run_dir) / file));
+    ASSERT_TRUE(doc.contains("engine")) << file;
+    EXPECT_EQ(doc["engine"], engine) << file;
+  }
+  const LoadedCheckpoint loaded = load_checkpoint((std::filesystem::path(run_dir) / kCheckpointFile).string());
+  ASSERT_EQ(loaded.info.extra.count("engine"), 1u);
+  EXPECT_EQ(nlohmann::json::parse(loaded.info.extra.at("engine")), engine);
+  // The block takes no part in matching runs: the same command finds the run complete.
+  EXPECT_TRUE(same_experiment(config_from_json(read_file(std::filesystem::path(run_dir) / kConfigFile), "config.json"), c));
 }
 
 TEST_F(FfrExperiment, CompletedRunIsReusedAndAnotherConfigurationRefused) {

@@ -3,6 +3,7 @@
 #include "data/csv.h"
 #include "data_test_support.h"
 #include "engine/atomic_file.h"
+#include "engine/build_info.h"
 #include "ffr/experiment_json.h"
 #include "ffr/report.h"
 #include "ffr/svg_plot.h"
@@ -256,6 +257,27 @@ TEST(FfrReport, ReportCsvAndPlotsHoldTheTables) {
     for (const char* text : {">None<", ">FFR<", ">0.999<", ">bias ratio<"}) {
       EXPECT_NE(svg.find(text), std::string::npos) << text;
     }
+  }
+}
+
+// report.md says what the numbers were produced with, not only the numbers.
+TEST(FfrReport, ReportStatesItsSettingsAndTheEngineBuild) {
+  TempDir dir;
+  GridOptions options = figure3_options();
+  options.base.model = "resnet_tiny";
+  options.base.epochs = 7;
+  options.base.stage1_epochs = 3;
+  options.base.batch_size = 48;
+  options.base.max_train_samples = 500;
+  const Grid grid = make_grid(options);
+  run_grid(grid, {dir.path().string(), {}}, fake_runner());
+  const GridReport report = report_grid(grid, {dir.path().string()}, dir.path().string(), {});
+  const std::string md = read_file(report.files.report_md);
+  for (const std::string& text : std::vector<std::string>{"## Settings", "- Model: resnet_tiny\n", "- Epochs (fine-tuning or only stage): 7; FFR stage 1: 3\n",
+        "- Batch size: 48\n", "- Image size: the manifest's\n", "- Max train samples: 500\n",
+        "- Learning-rate grid: 1e-04, 1e-05, 1e-06", "- Seeds: 0, 1, 2\n", "- Initial weights: random",
+        "## Engine", "- git_commit: " + build_info().git_commit + "\n", "- openblas: "}) {
+    EXPECT_NE(md.find(text), std::string::npos) << text << "\n" << md;
   }
 }
 

@@ -1,7 +1,7 @@
 // ffr_classify [--device auto|cpu|cuda] CHECKPOINT IMAGE...
 // Prints one line per image: "IMAGE<TAB>CLASS<TAB>PROBABILITY" (the predicted class's name from
 // the checkpoint, or its index, and its softmax probability).
-#include <layers/inference.h>
+#include <ffr_engine/inference.h>
 
 #include <cstdio>
 #include <cstring>
