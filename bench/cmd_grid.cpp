@@ -4,6 +4,7 @@
 #include "bench/command.h"
 #include "bench/progress.h"
 #include "engine/error.h"
+#include "engine/sha256.h"
 #include "ffr/experiment.h"
 #include "ffr/grid.h"
 #include "ffr/report.h"
@@ -94,6 +95,10 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--device")) b.device = o.base.device;
   if (given(sub, "--workers")) b.loader_workers = o.base.loader_workers;
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
+  if (given(sub, "--init")) b.init_weights = o.base.init_weights;
+  if (given(sub, "--keep-head")) b.keep_head = o.base.keep_head;
+  // Hashed once here: the run names (and each run's config.json) carry the file's content.
+  if (!b.init_weights.empty()) b.init_sha256 = sha256_file_hex(b.init_weights);
 
   if (g.manifests.empty()) throw InputError("--manifest: required (or \"manifests\" in --config)");
   bool pattern = false, plain = false;
@@ -232,6 +237,11 @@ void setup(CLI::App& sub) {
   sub.add_option("--device", o->base.device, "auto, cpu or cuda [auto]")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub.add_option("--workers", o->base.loader_workers, "image decoding threads per run [2]")->check(number_above_zero());
   sub.add_flag("--deterministic", o->base.deterministic, "bit-identical results run to run");
+  sub.add_option("--init", o->base.init_weights,
+                 "every run starts from these weights (safetensors, torchvision/timm names: "
+                 "tools/convert_weights.py); the head is re-initialised for each data set's classes")
+      ->check(CLI::ExistingFile);
+  sub.add_flag("--keep-head", o->base.keep_head, "with --init: keep the file's classifier head (same class count)");
   sub.add_option("--shard", o->shard, "run share i of N (0-based, e.g. 2/8): run k goes to shard k mod N [0/1]");
   sub.add_flag("--dry-run", o->dry_run, "list this shard's run folders and stop");
   sub.callback([&sub, o] {

@@ -9,10 +9,12 @@
 #include "engine/fault_injection.h"
 #include "engine/rng.h"
 #include "engine/settings.h"
+#include "engine/sha256.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
+#include "ffr/init_weights.h"
 #include "ffr/resume_state.h"
 #include "ffr/run_folder.h"
 #include "ffr/stages.h"
@@ -68,6 +70,31 @@ void check_validation_split(const ExperimentConfig& config, const data::Manifest
   }
 }
 
+// config.init_weights' digest, checked against init_sha256 when the caller gave one (a grid hashes
+// the file once when it plans its runs: a file replaced since then is refused, not mixed in).
+ExperimentConfig with_init_weights_hash(const ExperimentConfig& requested) {
+  ExperimentConfig config = requested;
+  if (config.init_weights.empty()) return config;
+  const std::string digest = sha256_file_hex(config.init_weights);
+  if (!config.init_sha256.empty() && config.init_sha256 != digest) {
+    throw InputError(config.init_weights + ": its SHA-256 is " + digest + ", not " + config.init_sha256 +
+                     " as planned: the file changed");
+  }
+  config.init_sha256 = digest;
+  return config;
+}
+
+// A run started from an init file goes on (or is reused) only from that very file.
+void refuse_changed_init_weights(const ExperimentConfig& saved, const ExperimentConfig& config,
+                                 const std::string& saved_in) {
+  if (saved.init_weights.empty() || saved.init_weights != config.init_weights) return;
+  if (saved.init_sha256 != config.init_sha256) {
+    throw InputError(saved_in + ": this run started from " + saved.init_weights + " with SHA-256 " +
+                     saved.init_sha256 + ", but the file now has SHA-256 " + config.init_sha256 +
+                     "; restore the file, or delete the run folder (or run with --restart) to start over");
+  }
+}
+
 // The folder's resume file, when it holds an unfinished run of this very experiment; nullopt when
 // there is none. Anything else there is refused, naming the file: a run of another configuration
 // (resuming it would mix two experiments) or a file this build cannot read.
@@ -82,7 +109,9 @@ std::optional<ResumeState> read_resume_state(const RunFolder& folder, const Expe
   } catch (const InputError& e) {
     throw InputError(e.what() + start_over);
   }
-  if (!same_experiment(config_from_json(state.config_json, path + " (metadata config)"), config)) {
+  const ExperimentConfig saved = config_from_json(state.config_json, path + " (metadata config)");
+  refuse_changed_init_weights(saved, config, path);
+  if (!same_experiment(saved, config)) {
     throw InputError(path + ": holds an unfinished run of another configuration" + start_over);
   }
   if (state.stage_index >= int64_t(stages.size()) || stages[size_t(state.stage_index)].name != state.stage_name) {
@@ -166,12 +195,14 @@ ExperimentResult read_result(const std::string& run_dir) {
   return result_from_json(text.str(), file);
 }
 
-ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
+ExperimentResult run_experiment(const ExperimentConfig& requested, const std::string& run_dir,
                                 const ProgressCallback& progress) {
-  validate_config(config);
+  validate_config(requested);
+  const ExperimentConfig config = with_init_weights_hash(requested);
   const RunFolder folder(run_dir);
   if (folder.complete()) {
     ExperimentResult done = read_result(run_dir);
+    refuse_changed_init_weights(done.config, config, folder.path(kResultFile));
     if (same_experiment(done.config, config)) return done;
     throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
                      "); choose another folder or delete it");
@@ -197,6 +228,9 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const std::strin
   Rng init_rng(config.seed, kModelInitStream);
   std::unique_ptr<Classifier> model = make_model(config.model, manifest.info.num_classes(), init_rng, image_size);
   model->to(device);
+  // The first stage starts from the pretrained weights (the head stays fresh unless keep_head);
+  // later stages start from the stage before, as without them.
+  if (!config.init_weights.empty()) load_init_weights(*model, config.init_weights, config.keep_head);
 
   // An unfinished run of this experiment goes on from its last complete epoch; anything else
   // starts over.

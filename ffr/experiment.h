@@ -53,6 +53,10 @@ struct ExperimentConfig {
   bool deterministic = false;
   int loader_workers = 2;
   int64_t max_train_samples = 0;         // 0: all; else a seeded per-group-proportional cap (demo, tests)
+  // pretrained start (ffr/init_weights.h): the first stage starts from these weights
+  std::string init_weights;              // safetensors file; "" = train from the model's own init
+  std::string init_sha256;               // its SHA-256, filled in by run_experiment (a resume refuses a change)
+  bool keep_head = false;                // load the file's classifier head too (needs the same class count)
 };
 
 // Per-group accuracy on one split: the groups of the data set, in GroupIndex order.
