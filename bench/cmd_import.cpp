@@ -33,8 +33,9 @@ void print_summary(const data::Manifest& m) {
   for (int g = 0; g < groups.num_groups(); ++g) {
     const auto [y, b] = groups.pair(g);
     std::printf("  %-30s %-24s %8lld %8lld %8lld\n", detail::concat(y, " ", m.info.class_names[size_t(y)]).c_str(),
-                detail::concat(b, " ", m.info.bias_names[size_t(b)]).c_str(), static_cast<long long>(counts[size_t(g)][0]),
-                static_cast<long long>(counts[size_t(g)][1]), static_cast<long long>(counts[size_t(g)][2]));
+                detail::concat(b, " ", m.info.bias_names[size_t(b)]).c_str(),
+                static_cast<long long>(counts[size_t(g)][0]), static_cast<long long>(counts[size_t(g)][1]),
+                static_cast<long long>(counts[size_t(g)][2]));
   }
 }
 
@@ -47,7 +48,8 @@ void finish(const data::ImportResult& r) {
 // The flags every kind takes; `split_flags` for kinds whose archive may lack a split.
 void add_common(CLI::App& kind, data::ImportCommon& c, bool split_flags) {
   kind.add_option("--out", c.out, "manifest CSV to write (its .json sidecar goes beside it)")->required();
-  kind.add_option("--image-size", c.image_size, "sidecar image_size (0: the first image's width)")->capture_default_str();
+  kind.add_option("--image-size", c.image_size, "sidecar image_size (0: the first image's width)")
+      ->capture_default_str();
   if (!split_flags) return;
   kind.add_option("--val-fraction", c.fractions.val, "share of each group in val (archives without a split)")
       ->capture_default_str();
@@ -70,8 +72,10 @@ void setup(CLI::App& sub) {
   CLI::App* k = add_kind(sub, "celeba", "CelebA / CelebA-HQ: list_attr_celeba.txt + list_eval_partition.txt",
                          [=] { finish(data::import_celeba(*celeba, *common)); });
   k->add_option("--root", celeba->root, "folder with list_attr_celeba.txt and list_eval_partition.txt")
-      ->required()->check(CLI::ExistingDirectory);
-  k->add_option("--images", celeba->images, "image folder [ROOT/img_align_celeba, or ROOT/CelebA-HQ-img with --hq-mapping]");
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  k->add_option("--images", celeba->images,
+                "image folder [ROOT/img_align_celeba, or ROOT/CelebA-HQ-img with --hq-mapping]");
   k->add_option("--hq-mapping", celeba->hq_mapping, "CelebA-HQ-to-CelebA-mapping.txt: import CelebA-HQ (<idx>.jpg)")
       ->check(CLI::ExistingFile);
   k->add_option("--target", celeba->target, "target attribute y (the paper: Smiling)")->capture_default_str();
@@ -81,18 +85,24 @@ void setup(CLI::App& sub) {
   auto utk = std::make_shared<data::UtkfaceImport>();
   k = add_kind(sub, "utkface", "UTKFace: labels from age_gender_race_date.jpg names; seeded split",
                [=] { finish(data::import_utkface(*utk, *common)); });
-  k->add_option("--root", utk->root, "folder of the images (searched recursively)")->required()->check(CLI::ExistingDirectory);
+  k->add_option("--root", utk->root, "folder of the images (searched recursively)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   k->add_option("--target", utk->target, "gender, race or age (the paper: gender)")
-      ->check(CLI::IsMember({"gender", "race", "age"}))->capture_default_str();
+      ->check(CLI::IsMember({"gender", "race", "age"}))
+      ->capture_default_str();
   k->add_option("--bias", utk->bias, "gender, race or age (the paper: age)")
-      ->check(CLI::IsMember({"gender", "race", "age"}))->capture_default_str();
+      ->check(CLI::IsMember({"gender", "race", "age"}))
+      ->capture_default_str();
   k->add_option("--age-split", utk->age_split, "age: young below this age, old from it")->capture_default_str();
   add_common(*k, *common, true);
 
   auto spuco = std::make_shared<data::SpucoAnimalsImport>();
   k = add_kind(sub, "spuco-animals", "SpuCo Animals: <split>/<class>/<background>/ folders",
                [=] { finish(data::import_spuco_animals(*spuco, *common)); });
-  k->add_option("--root", spuco->root, "folder holding spuco_birds/ and spuco_dogs/")->required()->check(CLI::ExistingDirectory);
+  k->add_option("--root", spuco->root, "folder holding spuco_birds/ and spuco_dogs/")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   add_common(*k, *common, true);
 
   auto waterbirds = std::make_shared<data::WaterbirdsImport>();
@@ -104,13 +114,16 @@ void setup(CLI::App& sub) {
   auto synthetic = std::make_shared<data::SyntheticImport>();
   auto synthetic_common = std::make_shared<data::ImportCommon>();
   synthetic_common->fractions = {0.0, 0.1};  // the paper trains on generated images; a tenth held out (Table 3)
-  k = add_kind(sub, "synthetic", "generated images: <class>/<bias>/ folders or a CSV (path,class,bias,prompt,generator)",
+  k = add_kind(sub, "synthetic",
+               "generated images: <class>/<bias>/ folders or a CSV (path,class,bias,prompt,generator)",
                [=] { finish(data::import_synthetic(*synthetic, *synthetic_common)); });
-  k->add_option("--root", synthetic->root, "folder with one <class>/<bias>/ subfolder per group")->check(CLI::ExistingDirectory);
+  k->add_option("--root", synthetic->root, "folder with one <class>/<bias>/ subfolder per group")
+      ->check(CLI::ExistingDirectory);
   k->add_option("--csv", synthetic->csv, "CSV of path,class,bias[,prompt,generator,split]")->check(CLI::ExistingFile);
   k->add_option("--like", synthetic->like, "real manifest whose class and bias names (and order) to use")
       ->check(CLI::ExistingFile);
-  k->add_option("--generator", synthetic->generator, "generator column for the folder form (e.g. stable-diffusion-v1-4)");
+  k->add_option("--generator", synthetic->generator,
+                "generator column for the folder form (e.g. stable-diffusion-v1-4)");
   add_common(*k, *synthetic_common, true);
 
   auto merge = std::make_shared<data::MergeImport>();
@@ -122,7 +135,8 @@ void setup(CLI::App& sub) {
 }
 
 const bool registered = register_command(
-    {"import", "write a manifest from a data set's own layout: celeba, utkface, spuco-animals, waterbirds, synthetic, merge",
+    {"import",
+     "write a manifest from a data set's own layout: celeba, utkface, spuco-animals, waterbirds, synthetic, merge",
      setup});
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "engine/error.h"
 #include "engine/safetensors.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -10,16 +11,25 @@ namespace ffr {
 
 namespace {
 
-// A wrong model gives hundreds of differences; the first few say what happened.
-constexpr int kListedProblems = 12;
+// A wrong model gives hundreds of differences; the first few of each kind say what happened.
+constexpr size_t kListedPerKind = 4;
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
 struct Problems {
-  std::ostringstream listed;
-  int count = 0;
-  void add(const std::string& line) {
-    if (count++ < kListedProblems) listed << "\n  " << line;
+  std::vector<std::string> missing, unexpected, mismatched;  // mismatched: shape or dtype
+  size_t count() const { return missing.size() + unexpected.size() + mismatched.size(); }
+  std::string listing() const {
+    std::ostringstream out;
+    auto kind = [&](const std::vector<std::string>& lines, const char* name) {
+      if (lines.empty()) return;
+      out << "\n  " << lines.size() << " " << name << (lines.size() > kListedPerKind ? ", the first:" : ":");
+      for (size_t i = 0; i < std::min(lines.size(), kListedPerKind); ++i) out << "\n    " << lines[i];
+    };
+    kind(missing, "missing from the file");
+    kind(unexpected, "unexpected in the file");
+    kind(mismatched, "of another shape or dtype");
+    return out.str();
   }
 };
 
@@ -54,33 +64,33 @@ InitWeightsReport load_init_weights(Classifier& model, const std::string& path, 
       continue;
     }
     if (it == in_file.end()) {
-      problems.add((is_head ? "missing (--keep-head needs the file's head): " : "missing: ") + name + " " +
-                   shape_str(ours.shape()));
+      problems.missing.push_back((is_head ? "missing (--keep-head needs the file's head): " : "missing: ") + name +
+                                 " " + shape_str(ours.shape()));
       continue;
     }
     const Tensor& theirs = *it->second;
     if (theirs.shape() != ours.shape()) {
-      problems.add("shape: " + name + " is " + shape_str(theirs.shape()) + " in the file, " + shape_str(ours.shape()) +
-                   " in the model" +
-                   (is_head ? detail::concat(" (the file's head has another class count; without --keep-head it is "
-                                             "re-initialised for the data set's ", model.num_classes(), " classes)")
-                            : std::string()));
+      problems.mismatched.push_back(
+          "shape: " + name + " is " + shape_str(theirs.shape()) + " in the file, " + shape_str(ours.shape()) +
+          " in the model" +
+          (is_head ? detail::concat(" (the file's head has another class count; without --keep-head it is "
+                                    "re-initialised for the data set's ",
+                                    model.num_classes(), " classes)")
+                   : std::string()));
     } else if (theirs.dtype() != ours.dtype()) {
-      problems.add(std::string("dtype: ") + name + " is " + safetensors_dtype_name(theirs.dtype()) + " in the file, " +
-                   safetensors_dtype_name(ours.dtype()) + " in the model");
+      problems.mismatched.push_back(std::string("dtype: ") + name + " is " + safetensors_dtype_name(theirs.dtype()) +
+                                    " in the file, " + safetensors_dtype_name(ours.dtype()) + " in the model");
     } else {
       state.emplace_back(name, theirs);
     }
     in_file.erase(it);
   }
-  for (const auto& [name, t] : in_file) problems.add("unexpected: " + name + " " + shape_str(t->shape()));
+  for (const auto& [name, t] : in_file)
+    problems.unexpected.push_back("unexpected: " + name + " " + shape_str(t->shape()));
 
-  if (problems.count > 0) {
-    std::string shown = problems.count > kListedProblems
-                            ? detail::concat(" (the first ", kListedProblems, " of ", problems.count, ")")
-                            : detail::concat(" (", problems.count, ")");
-    throw InputError(path + ": its tensors do not match model " + model.architecture() + shown + ":" +
-                     problems.listed.str() +
+  if (problems.count() > 0) {
+    throw InputError(detail::concat(path, ": its tensors do not match model ", model.architecture(), " (",
+                                    problems.count(), " differences):", problems.listing()) +
                      "\n(an init file must hold the model's own names, shapes and dtypes, as written by "
                      "tools/convert_weights.py or by a run of the same --model)");
   }

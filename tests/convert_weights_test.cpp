@@ -22,7 +22,8 @@ std::string converted(const std::string& name) {
   return dir ? (std::filesystem::path(dir) / name).string() : "";
 }
 
-void expect_loads(const std::string& model_name, const std::string& file) {
+// `full`: also a 4-class model (fresh head) and the checkpoint reader, once per model is enough.
+void expect_loads(const std::string& model_name, const std::string& file, bool full) {
   ASSERT_TRUE(std::filesystem::exists(file)) << file;
   const SafetensorsFile loaded = load_safetensors(file);
   std::map<std::string, Tensor> in_file;
@@ -39,6 +40,7 @@ void expect_loads(const std::string& model_name, const std::string& file) {
     ++compared;
   }
   EXPECT_EQ(compared, in_file.size()) << "the file holds tensors the model does not";
+  if (!full) return;
   // A 4-class data set: the body from the file, a fresh head.
   auto four = make_model(model_name, 4, rng);
   EXPECT_NO_THROW(load_init_weights(*four, file, /*keep_head=*/false));
@@ -55,8 +57,9 @@ TEST(ConvertWeights, TorchvisionResnet50AndTimmVitB32LoadWithInit) {
   }
   for (const char* source : {"random", "checkpoint"}) {
     SCOPED_TRACE(source);
-    expect_loads("resnet50", converted(std::string("resnet50-") + source + ".safetensors"));
-    expect_loads("vit_b32", converted(std::string("vit_b32-") + source + ".safetensors"));
+    const bool full = std::string(source) == "random";
+    expect_loads("resnet50", converted(std::string("resnet50-") + source + ".safetensors"), full);
+    expect_loads("vit_b32", converted(std::string("vit_b32-") + source + ".safetensors"), full);
   }
 }
 

@@ -41,8 +41,7 @@ TEST(DataImageCheck, ListsEveryMissingOrUndecodableImageInManifestOrder) {
     EXPECT_NE(problems[1].message.find("text.png"), std::string::npos) << problems[1].message;
     EXPECT_NE(problems[1].message.find("m.csv:4"), std::string::npos) << problems[1].message;
     EXPECT_NE(problems[2].message.find("cut.png"), std::string::npos) << problems[2].message;
-    EXPECT_NE(problems[3].message.find("m.csv:7): empty image file"), std::string::npos)
-        << problems[3].message;
+    EXPECT_NE(problems[3].message.find("m.csv:7): empty image file"), std::string::npos) << problems[3].message;
   }
   // The header says what decoding would give.
   const ImageHeader header = read_image_header(tmp / "ok1.png");

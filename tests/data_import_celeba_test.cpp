@@ -50,9 +50,8 @@ TEST(DataImportCeleba, PaperDefaultsSmilingAgainstMale) {
   EXPECT_EQ(m.samples[0].path, "../celeba/img_align_celeba/000001.jpg");
   EXPECT_EQ(m.samples[0].orig_id, "000001.jpg");
   EXPECT_EQ(m.samples[0].source, Source::Real);
-  const testing::GroupCountsBySplit expected = {
-      {{"train", 1, 1}, 1}, {{"train", 1, 0}, 1}, {{"train", 0, 1}, 1},
-      {{"val", 0, 0}, 1}, {{"test", 1, 0}, 1}, {{"test", 1, 1}, 1}};
+  const testing::GroupCountsBySplit expected = {{{"train", 1, 1}, 1}, {{"train", 1, 0}, 1}, {{"train", 0, 1}, 1},
+                                                {{"val", 0, 0}, 1},   {{"test", 1, 0}, 1},  {{"test", 1, 1}, 1}};
   EXPECT_EQ(counts_of(m), expected);
   EXPECT_EQ(m.info.groups.size(), 4u);
 }
@@ -61,8 +60,9 @@ TEST(DataImportCeleba, OtherAttributesAndCelebaHq) {
   TempDir tmp;
   write_fake_celeba(tmp / "celeba");
   // CelebA-HQ: HQ image 0 is CelebA's 000003, HQ image 1 is 000005.
-  write_file(tmp / "celeba" / "CelebA-HQ-to-CelebA-mapping.txt",
-             "idx         orig_idx    orig_file\n0           2           000003.jpg\n1           4           000005.jpg\n");
+  write_file(
+      tmp / "celeba" / "CelebA-HQ-to-CelebA-mapping.txt",
+      "idx         orig_idx    orig_file\n0           2           000003.jpg\n1           4           000005.jpg\n");
   write_image(tmp / "celeba" / "CelebA-HQ-img" / "0.jpg");
   write_image(tmp / "celeba" / "CelebA-HQ-img" / "1.jpg");
   CelebaImport options;
@@ -101,9 +101,9 @@ TEST(DataImportCeleba, MalformedListsNameFileAndLine) {
   options.bias = "Male";
 
   const std::string good_attributes = testing::read_file(root / "list_attr_celeba.txt");
-  write_file(root / "list_attr_celeba.txt", "2\n5_o_Clock_Shadow Male Smiling Young\n000001.jpg -1 1 1 1\n000002.jpg -1 0 1 1\n");
-  expect_input_error([&] { import_celeba(options, common); },
-                     {"list_attr_celeba.txt:4", "Male", "000002.jpg", "'0'"});
+  write_file(root / "list_attr_celeba.txt",
+             "2\n5_o_Clock_Shadow Male Smiling Young\n000001.jpg -1 1 1 1\n000002.jpg -1 0 1 1\n");
+  expect_input_error([&] { import_celeba(options, common); }, {"list_attr_celeba.txt:4", "Male", "000002.jpg", "'0'"});
   write_file(root / "list_attr_celeba.txt", "2\n5_o_Clock_Shadow Male Smiling Young\n000001.jpg -1 1 1\n");
   expect_input_error([&] { import_celeba(options, common); }, {"list_attr_celeba.txt:3", "4 values", "got 4 fields"});
   write_file(root / "list_attr_celeba.txt", good_attributes);
@@ -117,7 +117,8 @@ TEST(DataImportCeleba, MalformedListsNameFileAndLine) {
   EXPECT_FALSE(std::filesystem::exists(common.out)) << "nothing may be written on a refused import";
 
   options.hq_mapping = tmp / "mapping.txt";
-  write_file(root / "list_eval_partition.txt", "000001.jpg 0\n000002.jpg 0\n000003.jpg 0\n000004.jpg 1\n000005.jpg 2\n000006.jpg 2\n");
+  write_file(root / "list_eval_partition.txt",
+             "000001.jpg 0\n000002.jpg 0\n000003.jpg 0\n000004.jpg 1\n000005.jpg 2\n000006.jpg 2\n");
   std::filesystem::create_directories(root / "CelebA-HQ-img");
   write_file(options.hq_mapping, "idx orig_idx orig_file\n0 2\n");
   expect_input_error([&] { import_celeba(options, common); }, {"mapping.txt:2", "idx orig_idx orig_file"});

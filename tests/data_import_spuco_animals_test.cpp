@@ -17,10 +17,10 @@ using testing::write_image;
 
 void write_fake_spuco(const std::filesystem::path& root) {
   const std::vector<std::tuple<std::string, std::string, std::string>> groups = {
-      {"spuco_birds", "landbirds", "land"}, {"spuco_birds", "landbirds", "water"},
-      {"spuco_birds", "waterbirds", "land"}, {"spuco_birds", "waterbirds", "water"},
+      {"spuco_birds", "landbirds", "land"},   {"spuco_birds", "landbirds", "water"},
+      {"spuco_birds", "waterbirds", "land"},  {"spuco_birds", "waterbirds", "water"},
       {"spuco_dogs", "small_dogs", "indoor"}, {"spuco_dogs", "small_dogs", "outdoor"},
-      {"spuco_dogs", "big_dogs", "indoor"}, {"spuco_dogs", "big_dogs", "outdoor"}};
+      {"spuco_dogs", "big_dogs", "indoor"},   {"spuco_dogs", "big_dogs", "outdoor"}};
   for (const auto& [family, klass, background] : groups) {
     // 3 train, 2 val, 1 test images per group; SpuCo's own names are ImageNet file names.
     int k = 0;
@@ -43,7 +43,8 @@ TEST(DataImportSpucoAnimals, FoldersGiveClassBackgroundAndSplit) {
   EXPECT_EQ(m.info.class_names, (std::vector<std::string>{"small_dogs", "big_dogs", "landbirds", "waterbirds"}));
   EXPECT_EQ(m.info.bias_names, (std::vector<std::string>{"indoor", "outdoor", "land", "water"}));
   // The 8 groups of the paper's SpuCo Animals, no more.
-  EXPECT_EQ(m.info.groups, (std::vector<std::pair<int, int>>{{0, 0}, {0, 1}, {1, 0}, {1, 1}, {2, 2}, {2, 3}, {3, 2}, {3, 3}}));
+  EXPECT_EQ(m.info.groups,
+            (std::vector<std::pair<int, int>>{{0, 0}, {0, 1}, {1, 0}, {1, 1}, {2, 2}, {2, 3}, {3, 2}, {3, 3}}));
   ASSERT_EQ(m.samples.size(), 48u);
   testing::GroupCountsBySplit expected;
   for (const auto& [y, b] : m.info.groups) {
@@ -67,9 +68,8 @@ TEST(DataImportSpucoAnimals, WithoutSplitFoldersASeededSplitAndAWarning) {
   const ImportResult r = import_spuco_animals(options, common);
   ASSERT_EQ(r.warnings.size(), 1u);
   EXPECT_NE(r.warnings[0].find("seeded split"), std::string::npos);
-  const testing::GroupCountsBySplit expected = {
-      {{"train", 1, 0}, 7}, {{"val", 1, 0}, 1}, {{"test", 1, 0}, 2},
-      {{"train", 2, 3}, 7}, {{"val", 2, 3}, 1}, {{"test", 2, 3}, 2}};
+  const testing::GroupCountsBySplit expected = {{{"train", 1, 0}, 7}, {{"val", 1, 0}, 1}, {{"test", 1, 0}, 2},
+                                                {{"train", 2, 3}, 7}, {{"val", 2, 3}, 1}, {{"test", 2, 3}, 2}};
   EXPECT_EQ(counts_of(r.manifest), expected);
 }
 
@@ -81,7 +81,8 @@ TEST(DataImportSpucoAnimals, UnknownFoldersAndMixedLayoutsAreNamed) {
   ImportCommon common;
   common.out = tmp / "spuco.csv";
   write_image(tmp / "spuco" / "spuco_dogs" / "train" / "cats" / "indoor" / "x.jpg");
-  expect_input_error([&] { import_spuco_animals(options, common); }, {"cats", "not a SpuCo Animals class", "small_dogs"});
+  expect_input_error([&] { import_spuco_animals(options, common); },
+                     {"cats", "not a SpuCo Animals class", "small_dogs"});
   std::filesystem::remove_all(tmp / "spuco" / "spuco_dogs" / "train" / "cats");
   write_image(tmp / "spuco" / "spuco_dogs" / "train" / "big_dogs" / "beach" / "x.jpg");
   expect_input_error([&] { import_spuco_animals(options, common); }, {"beach", "not a SpuCo Animals background"});

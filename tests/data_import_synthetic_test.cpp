@@ -118,7 +118,8 @@ TEST(DataImportSynthetic, NamesOutsideTheRealSetAndBadTreesAreRefused) {
   options.like = real;
   ImportCommon common;
   common.out = tmp / "syn.csv";
-  expect_input_error([&] { import_synthetic(options, common); }, {"penguin", "not one of the --like manifest's", "landbird"});
+  expect_input_error([&] { import_synthetic(options, common); },
+                     {"penguin", "not one of the --like manifest's", "landbird"});
   std::filesystem::remove_all(tmp / "generated" / "penguin");
   write_image(tmp / "generated" / "landbird" / "0.png");  // not inside a bias folder
   expect_input_error([&] { import_synthetic(options, common); }, {"landbird/0.png", "<class>/<bias>/<image>"});

@@ -21,11 +21,12 @@ void write_fake_utkface(const std::filesystem::path& root) {
   for (int gender = 0; gender < 2; ++gender) {
     for (int age : {4, 52}) {
       for (int k = 0; k < 10; ++k) {
-        write_image(root / "UTKFace" / detail::concat(age + k, "_", gender, "_", k % 5, "_2017011617452", stamp++, ".jpg.chip.jpg"));
+        write_image(root / "UTKFace" /
+                    detail::concat(age + k, "_", gender, "_", k % 5, "_2017011617452", stamp++, ".jpg.chip.jpg"));
       }
     }
   }
-  write_image(root / "UTKFace" / "39_1_20170116174525125.jpg.chip.jpg");  // no race, as in the real archive
+  write_image(root / "UTKFace" / "39_1_20170116174525125.jpg.chip.jpg");    // no race, as in the real archive
   write_image(root / "UTKFace" / "61_3_1_20170109150557335.jpg.chip.jpg");  // gender 3
 }
 
@@ -114,7 +115,8 @@ TEST(DataImportUtkface, BadFlagsAndNamesAreClearErrors) {
   expect_input_error([&] { import_utkface(options, common); }, {"--target and --bias are both gender"});
   options.bias = "age";
   common.fractions = {0.6, 0.5};
-  expect_input_error([&] { import_utkface(options, common); }, {"--val-fraction", "--test-fraction", "nothing to train"});
+  expect_input_error([&] { import_utkface(options, common); },
+                     {"--val-fraction", "--test-fraction", "nothing to train"});
   common.fractions = {-0.1, 0.2};
   expect_input_error([&] { import_utkface(options, common); }, {"--val-fraction", "-0.1"});
   common.fractions = {};

@@ -25,11 +25,16 @@ TEST(DataImportWaterbirds, MetadataGivesLabelsPlaceAndSplit) {
                                           "014.Indigo_Bunting/Indigo_Bunting_0010_13.jpg",
                                           "014.Indigo_Bunting/Indigo_Bunting_0012_14.jpg"};
   for (const std::string& f : files) write_image(root / f);
-  write_file(root / "metadata.csv", std::string(kHeader) +
-                                        "1," + files[0] + ",1,0,1,/o/ocean/00002178.jpg\n"
-                                        "2," + files[1] + ",1,1,0,/l/lake/natural/00000065.jpg\n"
-                                        "3," + files[2] + ",0,2,0,/b/bamboo_forest/00000131.jpg\n"
-                                        "4," + files[3] + ",0,0,1,/f/forest/broadleaf/00000193.jpg\n");
+  write_file(root / "metadata.csv", std::string(kHeader) + "1," + files[0] +
+                                        ",1,0,1,/o/ocean/00002178.jpg\n"
+                                        "2," +
+                                        files[1] +
+                                        ",1,1,0,/l/lake/natural/00000065.jpg\n"
+                                        "3," +
+                                        files[2] +
+                                        ",0,2,0,/b/bamboo_forest/00000131.jpg\n"
+                                        "4," +
+                                        files[3] + ",0,0,1,/f/forest/broadleaf/00000193.jpg\n");
   WaterbirdsImport options;
   options.root = root;
   ImportCommon common;

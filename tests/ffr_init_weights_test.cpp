@@ -98,22 +98,26 @@ TEST_F(FfrInitWeights, WrongModelShapeOrDtypeIsOneClearError) {
   auto vit = make_model("vit_tiny", 4, rng);
   const std::string vit_file = (tmp_ / "vit.safetensors").string();
   save_safetensors(vit_file, vit->state_dict());
-  expect_input_error([&] { load_init_weights(*resnet, vit_file, false); },
-                     {vit_file, "do not match model resnet_tiny", "the first 12 of", "missing: conv1.weight",
-                      "tools/convert_weights.py"});
+  expect_input_error(
+      [&] { load_init_weights(*resnet, vit_file, false); },
+      {vit_file, "do not match model resnet_tiny", "missing from the file, the first:", "missing: conv1.weight",
+       "unexpected in the file, the first:", "unexpected: blocks.0.attn.proj.bias", "tools/convert_weights.py"});
   // One tensor of the wrong shape, one of the wrong dtype, one extra, one missing.
   NamedTensors state = resnet->state_dict();
   NamedTensors edited;
   for (auto& [name, t] : state) {
-    if (name == "conv1.weight") edited.emplace_back(name, Tensor::zeros({2, 3, 3, 3}));
-    else if (name == "bn1.weight") edited.emplace_back(name, t.cpu().to(DType::Float64));
-    else if (name != "layer1.0.conv2.weight") edited.emplace_back(name, t);
+    if (name == "conv1.weight")
+      edited.emplace_back(name, Tensor::zeros({2, 3, 3, 3}));
+    else if (name == "bn1.weight")
+      edited.emplace_back(name, t.cpu().to(DType::Float64));
+    else if (name != "layer1.0.conv2.weight")
+      edited.emplace_back(name, t);
   }
   edited.emplace_back("extra.weight", Tensor::zeros({5}));
   const std::string bad = (tmp_ / "bad.safetensors").string();
   save_safetensors(bad, edited);
   expect_input_error([&] { load_init_weights(*resnet, bad, false); },
-                     {"(4)", "shape: conv1.weight is [2,3,3,3]", "dtype: bn1.weight is F64",
+                     {"(4 differences)", "shape: conv1.weight is [2,3,3,3]", "dtype: bn1.weight is F64",
                       "missing: layer1.0.conv2.weight", "unexpected: extra.weight"});
   // Through a run: refused before the run folder is made.
   ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);

@@ -59,7 +59,8 @@ Attributes read_attributes(const fs::path& file) {
       }
       values.push_back(w[k] == "1" ? 1 : -1);
     }
-    if (!a.by_image.emplace(w[0], std::move(values)).second) throw InputError(at(file, line) + w[0] + " is listed twice");
+    if (!a.by_image.emplace(w[0], std::move(values)).second)
+      throw InputError(at(file, line) + w[0] + " is listed twice");
   }
   return a;
 }
@@ -70,7 +71,8 @@ size_t attribute_index(const Attributes& a, const std::string& name, const fs::p
   }
   std::string known;
   for (const std::string& n : a.names) known += (known.empty() ? "" : ", ") + n;
-  throw InputError(std::string(flag) + ": no attribute '" + name + "' in " + file.string() + ":2 (it has " + known + ")");
+  throw InputError(std::string(flag) + ": no attribute '" + name + "' in " + file.string() + ":2 (it has " + known +
+                   ")");
 }
 
 std::map<std::string, Split> read_partition(const fs::path& file) {
@@ -137,8 +139,8 @@ ImportResult import_celeba(const CelebaImport& o, const ImportCommon& common) {
   for (const auto& [file, celeba_name] : files) {
     auto labels = attributes.by_image.find(celeba_name);
     if (labels == attributes.by_image.end()) {
-      throw InputError(detail::concat(hq ? o.hq_mapping.string() : attr_file.string(), ": ", celeba_name,
-                                      " is not in ", attr_file.string()));
+      throw InputError(detail::concat(hq ? o.hq_mapping.string() : attr_file.string(), ": ", celeba_name, " is not in ",
+                                      attr_file.string()));
     }
     auto split = partition.find(celeba_name);
     if (split == partition.end()) throw InputError(partition_file.string() + ": does not list " + celeba_name);

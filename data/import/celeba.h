@@ -16,9 +16,9 @@
 namespace ffr::data {
 
 struct CelebaImport {
-  std::filesystem::path root;          // holds the two list files (and by default the images)
-  std::filesystem::path images;        // default: root/img_align_celeba, or root/CelebA-HQ-img with hq_mapping
-  std::filesystem::path hq_mapping;    // CelebA-HQ-to-CelebA-mapping.txt: import CelebA-HQ instead
+  std::filesystem::path root;        // holds the two list files (and by default the images)
+  std::filesystem::path images;      // default: root/img_align_celeba, or root/CelebA-HQ-img with hq_mapping
+  std::filesystem::path hq_mapping;  // CelebA-HQ-to-CelebA-mapping.txt: import CelebA-HQ instead
   std::string target = "Smiling";
   std::string bias = "Male";
 };

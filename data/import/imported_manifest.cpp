@@ -15,10 +15,13 @@ namespace ffr::data {
 namespace fs = std::filesystem;
 
 void check_split_fractions(const SplitFractions& f) {
-  if (!(f.val >= 0.0 && f.val < 1.0)) throw InputError(detail::concat("--val-fraction: must be in [0, 1), got ", f.val));
-  if (!(f.test >= 0.0 && f.test < 1.0)) throw InputError(detail::concat("--test-fraction: must be in [0, 1), got ", f.test));
+  if (!(f.val >= 0.0 && f.val < 1.0))
+    throw InputError(detail::concat("--val-fraction: must be in [0, 1), got ", f.val));
+  if (!(f.test >= 0.0 && f.test < 1.0))
+    throw InputError(detail::concat("--test-fraction: must be in [0, 1), got ", f.test));
   if (!(f.val + f.test < 1.0)) {
-    throw InputError(detail::concat("--val-fraction ", f.val, " + --test-fraction ", f.test, " leave nothing to train on"));
+    throw InputError(
+        detail::concat("--val-fraction ", f.val, " + --test-fraction ", f.test, " leave nothing to train on"));
   }
 }
 

@@ -28,10 +28,10 @@ struct ImportResult {
 
 // Options every importer takes.
 struct ImportCommon {
-  std::filesystem::path out;   // the manifest CSV to write (its sidecar goes beside it)
-  int image_size = 0;          // sidecar image_size; 0: the first image's width
-  SplitFractions fractions;    // where the archive has no split
-  uint64_t seed = 0;           // of that split
+  std::filesystem::path out;  // the manifest CSV to write (its sidecar goes beside it)
+  int image_size = 0;         // sidecar image_size; 0: the first image's width
+  SplitFractions fractions;   // where the archive has no split
+  uint64_t seed = 0;          // of that split
 };
 
 // Throws InputError naming the flag when a share is outside [0, 1) or they leave nothing to train.

@@ -53,7 +53,8 @@ std::vector<Row> rows_from_folders(const SyntheticImport& o) {
   std::vector<Row> rows;
   for (const fs::path& image : list_images(o.root)) {
     const fs::path bias = image.parent_path(), klass = bias.parent_path();
-    const fs::path relative = fs::absolute(image).lexically_normal().lexically_relative(fs::absolute(o.root).lexically_normal());
+    const fs::path relative =
+        fs::absolute(image).lexically_normal().lexically_relative(fs::absolute(o.root).lexically_normal());
     if (std::distance(relative.begin(), relative.end()) != 3) {
       throw InputError(image.string() + ": not at <class>/<bias>/<image> under " + o.root.string() +
                        " (one subfolder per class, one per bias inside it)");
@@ -74,7 +75,8 @@ std::vector<Row> rows_from_csv(const SyntheticImport& o) {
   for (size_t k = 0; k < records[0].fields.size(); ++k) column[records[0].fields[k]] = k;
   for (const char* needed : {"path", "class", "bias"}) {
     if (!column.count(needed)) {
-      throw InputError(o.csv.string() + ":1: no column '" + needed + "' (expected path,class,bias[,prompt,generator,split])");
+      throw InputError(o.csv.string() + ":1: no column '" + needed +
+                       "' (expected path,class,bias[,prompt,generator,split])");
     }
   }
   auto field = [&](const CsvRecord& r, const char* name) {
@@ -86,7 +88,8 @@ std::vector<Row> rows_from_csv(const SyntheticImport& o) {
     const CsvRecord& r = records[i];
     const std::string where = detail::concat(o.csv.string(), ":", r.line);
     if (r.fields.size() != records[0].fields.size()) {
-      throw InputError(detail::concat(where, ": ", r.fields.size(), " fields, the header has ", records[0].fields.size()));
+      throw InputError(
+          detail::concat(where, ": ", r.fields.size(), " fields, the header has ", records[0].fields.size()));
     }
     Row row;
     const fs::path path = field(r, "path");

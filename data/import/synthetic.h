@@ -13,10 +13,10 @@
 namespace ffr::data {
 
 struct SyntheticImport {
-  std::filesystem::path root;   // the folder form
-  std::filesystem::path csv;    // the CSV form (exactly one of root and csv)
-  std::filesystem::path like;   // a manifest whose class and bias names (and order) to use
-  std::string generator;        // for the folder form: the generator column (e.g. "stable-diffusion-v1-4")
+  std::filesystem::path root;  // the folder form
+  std::filesystem::path csv;   // the CSV form (exactly one of root and csv)
+  std::filesystem::path like;  // a manifest whose class and bias names (and order) to use
+  std::string generator;       // for the folder form: the generator column (e.g. "stable-diffusion-v1-4")
 };
 
 ImportResult import_synthetic(const SyntheticImport& options, const ImportCommon& common);

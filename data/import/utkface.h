@@ -21,7 +21,7 @@ struct UtkfaceImport {
   std::filesystem::path root;  // the folder holding the images (searched recursively)
   std::string target = "gender";
   std::string bias = "age";
-  int age_split = 20;          // young: age < age_split; old: age >= age_split
+  int age_split = 20;  // young: age < age_split; old: age >= age_split
 };
 
 // One parsed name; nullopt when the name does not follow the scheme.

@@ -15,8 +15,8 @@ namespace fs = std::filesystem;
 
 int zero_one_two(const std::string& value, int max, const std::string& where, const char* column) {
   if (value.size() == 1 && value[0] >= '0' && value[0] <= char('0' + max)) return value[0] - '0';
-  throw InputError(detail::concat(where, ": ", column, " is '", value, "' (expected 0", max == 2 ? ", 1 or 2" : " or 1",
-                                  ")"));
+  throw InputError(
+      detail::concat(where, ": ", column, " is '", value, "' (expected 0", max == 2 ? ", 1 or 2" : " or 1", ")"));
 }
 
 }  // namespace
@@ -43,8 +43,8 @@ ImportResult import_waterbirds(const WaterbirdsImport& o, const ImportCommon& co
     const CsvRecord& row = records[i];
     const std::string where = detail::concat(file.string(), ":", row.line);
     if (row.fields.size() != records[0].fields.size()) {
-      throw InputError(detail::concat(where, ": ", row.fields.size(), " fields, the header has ",
-                                      records[0].fields.size()));
+      throw InputError(
+          detail::concat(where, ": ", row.fields.size(), " fields, the header has ", records[0].fields.size()));
     }
     const std::string& name = row.fields[column["img_filename"]];
     if (name.empty()) throw InputError(where + ": empty img_filename");
