@@ -161,11 +161,13 @@ void setup(CLI::App& sub) {
   sub.add_option("--max-train-samples", c.max_train_samples,
                  "cap on each training list, kept in group proportion (0: no cap)")
       ->check(non_negative())->capture_default_str();
-  sub.add_option("--init", c.init_weights,
-                 "start from these weights (safetensors, torchvision/timm names: tools/convert_weights.py); "
-                 "the classifier head is re-initialised for the data set's classes")
-      ->check(CLI::ExistingFile);
-  sub.add_flag("--keep-head", c.keep_head, "with --init: keep the file's classifier head (same class count)");
+  CLI::Option* init =
+      sub.add_option("--init", c.init_weights,
+                     "start from these weights (safetensors, torchvision/timm names: tools/convert_weights.py); "
+                     "the classifier head is re-initialised for the data set's classes")
+          ->check(CLI::ExistingFile);
+  sub.add_flag("--keep-head", c.keep_head, "with --init: keep the file's classifier head (same class count)")
+      ->needs(init);
   sub.add_flag("--restart", o->restart,
                "start unfinished runs over instead of resuming them from their last complete epoch");
   sub.callback([o] { run(*o); });

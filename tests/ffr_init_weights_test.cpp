@@ -9,6 +9,7 @@
 #include "engine/sha256.h"
 #include "ffr/experiment.h"
 #include "ffr/experiment_json.h"
+#include "ffr/grid.h"
 #include "ffr/run_folder.h"
 #include "ffr_test_support.h"
 #include "layers/model_zoo.h"
@@ -193,6 +194,34 @@ TEST_F(FfrInitWeights, ARunRefusesAnInitFileThatChanged) {
   ExperimentConfig planned = c;
   planned.init_sha256 = before;
   expect_input_error([&] { run_experiment(planned, (tmp_ / "planned").string()); }, {init, "the file changed"});
+}
+
+TEST(FfrInitWeightsGrid, EveryRunOfAGridStartsFromTheFileAndItsDigestNamesTheRuns) {
+  GridOptions o;
+  o.presets = {"table1"};
+  o.manifests = {"data/toy/manifest.csv"};
+  o.bias_ratios = {0.9};
+  o.seeds = {0, 1};
+  o.learning_rates = {1e-4};
+  const std::vector<GridRun> plain = plan_runs(make_grid(o));
+  o.base.init_weights = "weights/resnet50.safetensors";
+  o.base.init_sha256 = std::string(64, 'a');
+  const std::vector<GridRun> from_file = plan_runs(make_grid(o));
+  o.base.init_sha256 = std::string(64, 'b');  // the same name, other content
+  const std::vector<GridRun> other_content = plan_runs(make_grid(o));
+  ASSERT_EQ(from_file.size(), plain.size());
+  ASSERT_FALSE(from_file.empty());
+  for (size_t i = 0; i < from_file.size(); ++i) {
+    EXPECT_EQ(from_file[i].config.init_weights, "weights/resnet50.safetensors") << from_file[i].name;
+    EXPECT_EQ(from_file[i].config.init_sha256, std::string(64, 'a')) << from_file[i].name;
+    EXPECT_NE(from_file[i].name, plain[i].name);
+    EXPECT_NE(from_file[i].name, other_content[i].name);
+  }
+  // The keys round-trip through config.json (and so through grid files and result.json).
+  const ExperimentConfig back = config_from_json(config_to_json(from_file[0].config), "test");
+  EXPECT_EQ(back.init_weights, from_file[0].config.init_weights);
+  EXPECT_EQ(back.init_sha256, from_file[0].config.init_sha256);
+  EXPECT_TRUE(same_experiment(back, from_file[0].config));
 }
 
 }  // namespace
