@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 namespace ffr::bench {
@@ -97,8 +98,6 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
   if (given(sub, "--init")) b.init_weights = o.base.init_weights;
   if (given(sub, "--keep-head")) b.keep_head = o.base.keep_head;
-  // Hashed once here: the run names (and each run's config.json) carry the file's content.
-  if (!b.init_weights.empty()) b.init_sha256 = sha256_file_hex(b.init_weights);
 
   if (g.manifests.empty()) throw InputError("--manifest: required (or \"manifests\" in --config)");
   bool pattern = false, plain = false;
@@ -165,11 +164,16 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
       throw InputError(std::string("--shard: ") + e.what());
     }
   }();
-  const Grid grid = make_grid(grid_options(sub, o));
-  for (const GridCell& cell : grid.cells) {  // table4's patterns, expanded
+  Grid grid = make_grid(grid_options(sub, o));
+  std::map<std::string, std::string> init_digests;  // --init (or a grid file's init_weights), hashed once
+  for (GridCell& cell : grid.cells) {  // table4's patterns, expanded
     if (!std::filesystem::is_regular_file(cell.config.manifest)) {
       throw InputError("--manifest: no such file: " + cell.config.manifest);
     }
+    // The run names and each run's config.json carry the init file's content, not just its name.
+    const std::string& init = cell.config.init_weights;
+    if (!init.empty() && !init_digests.count(init)) init_digests[init] = sha256_file_hex(init);
+    if (!init.empty()) cell.config.init_sha256 = init_digests[init];
   }
   const std::vector<GridRun> mine = shard_runs(plan_runs(grid), shard);
   std::printf("grid: %zu cells, %zu seeds, %zu learning rates: %zu runs in all", grid.cells.size(), grid.seeds.size(),

@@ -55,7 +55,8 @@ struct ExperimentConfig {
   int64_t max_train_samples = 0;         // 0: all; else a seeded per-group-proportional cap (demo, tests)
   // pretrained start (ffr/init_weights.h): the first stage starts from these weights
   std::string init_weights;              // safetensors file; "" = train from the model's own init
-  std::string init_sha256;               // its SHA-256, filled in by run_experiment (a resume refuses a change)
+  std::string init_sha256;               // its SHA-256: run_experiment fills it in (a resume refuses a change); a
+                                         // grid sets it when planning, so run names follow the content
   bool keep_head = false;                // load the file's classifier head too (needs the same class count)
 };
 
