@@ -6,6 +6,7 @@
 #include "bench/outputs.h"
 #include "bench/progress.h"
 #include "engine/error.h"
+#include "engine/sha256.h"
 #include "ffr/experiment.h"
 #include "ffr/grid.h"
 #include "ffr/report.h"
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 namespace ffr::bench {
@@ -97,6 +99,8 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--precision")) b.precision = o.base.precision;
   if (given(sub, "--workers")) b.loader_workers = o.base.loader_workers;
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
+  if (given(sub, "--init")) b.init_weights = o.base.init_weights;
+  if (given(sub, "--keep-head")) b.keep_head = o.base.keep_head;
 
   if (g.manifests.empty()) throw UsageError("--manifest: required (or \"manifests\" in --config)");
   bool pattern = false, plain = false;
@@ -183,11 +187,16 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
       throw UsageError(std::string("--shard: ") + e.what());
     }
   }();
-  const Grid grid = make_grid(grid_options(sub, o));
-  for (const GridCell& cell : grid.cells) {  // table4's patterns, expanded
+  Grid grid = make_grid(grid_options(sub, o));
+  std::map<std::string, std::string> init_digests;  // --init (or a grid file's init_weights), hashed once
+  for (GridCell& cell : grid.cells) {  // table4's patterns, expanded
     if (!std::filesystem::is_regular_file(cell.config.manifest)) {
       throw InputError("--manifest: no such file: " + cell.config.manifest);
     }
+    // The run names and each run's config.json carry the init file's content, not just its name.
+    const std::string& init = cell.config.init_weights;
+    if (!init.empty() && !init_digests.count(init)) init_digests[init] = sha256_file_hex(init);
+    if (!init.empty()) cell.config.init_sha256 = init_digests[init];
   }
   // Every ratio against its data before any run starts.
   for (const std::string& warning : check_grid_bias_ratios(grid)) {
@@ -268,6 +277,11 @@ void setup(CLI::App& sub) {
       ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
   sub.add_option("--workers", o->base.loader_workers, "image decoding threads per run [2]")->check(number_above_zero());
   sub.add_flag("--deterministic", o->base.deterministic, "bit-identical results run to run");
+  sub.add_option("--init", o->base.init_weights,
+                 "every run starts from these weights (safetensors, torchvision/timm names: "
+                 "tools/convert_weights.py); the head is re-initialised for each data set's classes")
+      ->check(CLI::ExistingFile);
+  sub.add_flag("--keep-head", o->base.keep_head, "with --init: keep the file's classifier head (same class count)");
   sub.add_option("--shard", o->shard, "run share i of N (0-based, e.g. 2/8): run k goes to shard k mod N [0/1]");
   sub.add_flag("--dry-run", o->dry_run, "list this shard's run folders and stop");
   sub.callback([&sub, o] {

@@ -3,6 +3,7 @@
 #include "bench/command.h"
 #include "bench/flag_checks.h"
 #include "data/groups.h"
+#include "data/image_check.h"
 #include "data/manifest.h"
 #include "data/protocol.h"
 #include "engine/error.h"
@@ -22,7 +23,21 @@ struct InspectOptions {
   std::string synthetic = "balanced";
   uint64_t seed = 0;
   data::ProtocolConfig protocol;
+  bool check_images = false;
+  int threads = 4;
 };
+
+// --check-images: every missing or undecodable image, all listed at once.
+void check_images(const data::Manifest& manifest, int threads) {
+  const std::vector<data::ImageProblem> problems = data::check_manifest_images(manifest, threads);
+  if (problems.empty()) {
+    std::printf("images: all %zu readable (headers checked)\n", manifest.samples.size());
+    return;
+  }
+  for (const data::ImageProblem& p : problems) std::fprintf(stderr, "  %s\n", p.message.c_str());
+  throw InputError(detail::concat(problems.size(), " of ", manifest.samples.size(), " images of ",
+                                  manifest.csv_path.string(), " are missing or undecodable (listed above)"));
+}
 
 data::SyntheticDistribution parse_synthetic(const std::string& name) {
   if (name == "balanced") return data::SyntheticDistribution::Balanced;
@@ -55,6 +70,7 @@ void run_inspect(const InspectOptions& options) {
   config.augmentation = data::parse_augmentation(options.aug);
   config.synthetic = parse_synthetic(options.synthetic);
   config.seed = options.seed;
+  if (options.check_images) check_images(manifest, options.threads);
   const data::ExperimentSplits splits = data::make_experiment_splits(manifest, config);
   const data::GroupIndex groups(manifest.info);
 
@@ -93,6 +109,10 @@ void setup(CLI::App& sub) {
   sub.add_option("--train-min-per-group", options->protocol.train_min_per_group, "real train samples kept per group, at least")
       ->capture_default_str();
   sub.add_option("--val-min-per-group", options->protocol.val_min_per_group, "val samples kept per group, at least")
+      ->capture_default_str();
+  sub.add_flag("--check-images", options->check_images,
+               "read every image's header first; list each missing or undecodable file, fail if any");
+  sub.add_option("--threads", options->threads, "threads for --check-images")->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub.callback([options] { run_inspect(*options); });
 }

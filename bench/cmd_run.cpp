@@ -338,6 +338,13 @@ void setup(CLI::App& sub) {
   sub.add_option("--profile-steps", o->profile_steps,
                  "A:B: cudaProfilerStart before training step A, cudaProfilerStop after step B (for nsys "
                  "--capture-range=cudaProfilerApi / ncu --profile-from-start off; no-op on the CPU)");
+  CLI::Option* init =
+      sub.add_option("--init", c.init_weights,
+                     "start from these weights (safetensors, torchvision/timm names: tools/convert_weights.py); "
+                     "the classifier head is re-initialised for the data set's classes")
+          ->check(CLI::ExistingFile);
+  sub.add_flag("--keep-head", c.keep_head, "with --init: keep the file's classifier head (same class count)")
+      ->needs(init);
   sub.add_flag("--restart", o->restart,
                "start unfinished runs over instead of resuming them from their last complete epoch, and "
                "completed ones whose data (manifest or sidecar) has changed since");

@@ -370,6 +370,33 @@ RgbImage read_image(const std::filesystem::path& path, const std::string& contex
   return decode_image(bytes, name);
 }
 
+ImageHeader read_image_header(const std::filesystem::path& path, const std::string& context) {
+  const std::string name = context.empty() ? path.string() : detail::concat(path.string(), " (", context, ")");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(detail::concat(name, ": image file not found or unreadable"));
+  std::error_code ec;
+  const auto file_size = std::filesystem::file_size(path, ec);
+  if (!ec && file_size > uintmax_t(std::numeric_limits<int>::max())) {
+    throw InputError(detail::concat(name, ": image file of ", file_size, " bytes is too large (at most 2 GiB)"));
+  }
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw InputError(detail::concat(name, ": empty image file"));
+  if (is_jpeg(bytes)) {
+    if (!jpeg_has_end_marker(bytes)) throw InputError(detail::concat(name, ": truncated JPEG (no end-of-image marker)"));
+    const std::string problem = jpeg_structure_problem(bytes);
+    if (!problem.empty()) throw InputError(detail::concat(name, ": corrupt JPEG (", problem, ")"));
+  }
+  check_declared_size(bytes, name);
+  ImageHeader header;
+  if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), int(bytes.size()), &header.width,
+                             &header.height, &header.channels)) {
+    const char* reason = stbi_failure_reason();
+    throw InputError(detail::concat(name, ": not a readable image (", reason && *reason ? reason : "corrupt header",
+                                    "; PNG and JPEG are supported)"));
+  }
+  return header;
+}
+
 RgbImage resize_bilinear(const RgbImage& image, int width, int height) {
   FFR_CHECK(width > 0 && height > 0, "resize_bilinear: bad target size ", width, "x", height);
   if (image.width == width && image.height == height) return image;

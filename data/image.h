@@ -33,6 +33,17 @@ RgbImage decode_image(const std::string& bytes, const std::string& name);
 // Reads and decodes a file; errors name the file (and `context`, e.g. "manifest.csv:12").
 RgbImage read_image(const std::filesystem::path& path, const std::string& context = "");
 
+// What an image file declares, read without decoding its pixels.
+struct ImageHeader {
+  int width = 0, height = 0, channels = 0;
+};
+
+// Reads a file and runs every check decode_image makes before it decodes (stb_image's info call
+// on the header, the size limits, the PNG chunk walk, the JPEG segment walk and end marker), so a
+// whole data set can be checked in a fraction of a decode's time (`ffr-bench inspect
+// --check-images`). Throws InputError naming the file (and `context`) as read_image does.
+ImageHeader read_image_header(const std::filesystem::path& path, const std::string& context = "");
+
 // Resizes to width x height with a bilinear (triangle) filter, antialiased when shrinking
 // like PIL's/torchvision's bilinear resize; edges clamp. Same size returns a copy.
 RgbImage resize_bilinear(const RgbImage& image, int width, int height);

@@ -1,6 +1,6 @@
 // SHA-256 (FIPS 180-4), small and dependency-free: the content hash that ties a run folder to the
-// exact data it was trained on (ffr/experiment.h), so a data set rebuilt at the same path is
-// noticed. Known-answer tests in tests/sha256_test.cpp.
+// exact data it was trained on and the --init weights it started from (ffr/experiment.h), so a data
+// set or weights file rebuilt at the same path is noticed. Known-answer tests in tests/sha256_test.cpp.
 #pragma once
 
 #include <array>

@@ -16,6 +16,7 @@
 #include "ffr/dfr.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
+#include "ffr/init_weights.h"
 #include "ffr/resume_state.h"
 #include "ffr/run_folder.h"
 #include "ffr/stages.h"
@@ -92,6 +93,31 @@ void check_validation_split(const ExperimentConfig& config, const data::Manifest
   }
 }
 
+// config.init_weights' digest, checked against init_sha256 when the caller gave one (a grid hashes
+// the file once when it plans its runs: a file replaced since then is refused, not mixed in).
+ExperimentConfig with_init_weights_hash(const ExperimentConfig& requested) {
+  ExperimentConfig config = requested;
+  if (config.init_weights.empty()) return config;
+  const std::string digest = sha256_file_hex(config.init_weights);
+  if (!config.init_sha256.empty() && config.init_sha256 != digest) {
+    throw InputError(config.init_weights + ": its SHA-256 is " + digest + ", not " + config.init_sha256 +
+                     " as planned: the file changed");
+  }
+  config.init_sha256 = digest;
+  return config;
+}
+
+// A run started from an init file goes on (or is reused) only from that very file.
+void refuse_changed_init_weights(const ExperimentConfig& saved, const ExperimentConfig& config,
+                                 const std::string& saved_in) {
+  if (saved.init_weights.empty() || saved.init_weights != config.init_weights) return;
+  if (saved.init_sha256 != config.init_sha256) {
+    throw InputError(saved_in + ": this run started from " + saved.init_weights + " with SHA-256 " +
+                     saved.init_sha256 + ", but the file now has SHA-256 " + config.init_sha256 +
+                     "; restore the file, or delete the run folder (or run with --restart) to start over");
+  }
+}
+
 // The folder's resume file, when it holds an unfinished run of this very experiment; nullopt when
 // there is none. Anything else there is refused, naming the file: a run of another configuration
 // (resuming it would mix two experiments) or a file this build cannot read.
@@ -107,6 +133,7 @@ std::optional<ResumeState> read_resume_state(const RunFolder& folder, const Expe
     throw InputError(e.what() + start_over);
   }
   const ExperimentConfig recorded = config_from_json(state.config_json, path + " (metadata config)");
+  refuse_changed_init_weights(recorded, config, path);
   if (!same_experiment(recorded, config)) {
     throw InputError(path + ": holds an unfinished run of another configuration" + start_over);
   }
@@ -212,9 +239,18 @@ void check_same_data(const ExperimentConfig& recorded, const ExperimentConfig& c
 bool completed_on_other_data(const std::string& run_dir, const ExperimentConfig& config) {
   if (!has_result(run_dir)) return false;
   const ExperimentConfig recorded = read_result(run_dir).config;
-  if (!same_experiment(recorded, config)) return false;
+  const ExperimentConfig current = with_data_hashes(with_init_weights_hash(config));
   try {
-    check_same_data(recorded, with_data_hashes(config), "", "");
+    // An init file replaced under the same name counts as changed data, not another experiment.
+    refuse_changed_init_weights(recorded, current, "");
+  } catch (const InputError&) {
+    ExperimentConfig same_init = recorded;
+    same_init.init_sha256 = current.init_sha256;
+    return same_experiment(same_init, current);
+  }
+  if (!same_experiment(recorded, current)) return false;
+  try {
+    check_same_data(recorded, current, "", "");
   } catch (const InputError&) {
     return true;
   }
@@ -233,12 +269,13 @@ ExperimentResult read_result(const std::string& run_dir) {
 ExperimentResult run_experiment(const ExperimentConfig& requested, const std::string& run_dir,
                                 const ProgressCallback& progress) {
   validate_config(requested);
-  // From here on the configuration carries its data's hashes: config.json, the resume file, the
-  // checkpoint and result.json all record them.
-  const ExperimentConfig config = with_data_hashes(requested);
+  // From here on the configuration carries its data's and its init file's hashes: config.json, the
+  // resume file, the checkpoint and result.json all record them.
+  const ExperimentConfig config = with_data_hashes(with_init_weights_hash(requested));
   const RunFolder folder(run_dir);
   if (folder.complete()) {
     ExperimentResult done = read_result(run_dir);
+    refuse_changed_init_weights(done.config, config, folder.path(kResultFile));
     if (!same_experiment(done.config, config)) {
       throw InputError(run_dir + ": holds a completed run of another configuration (see its " + kConfigFile +
                        "); choose another folder or delete it");
@@ -269,6 +306,9 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   Rng init_rng(config.seed, kModelInitStream);
   std::unique_ptr<Classifier> model = make_model(config.model, manifest.info.num_classes(), init_rng, image_size);
   model->to(device);
+  // The first stage starts from the pretrained weights (the head stays fresh unless keep_head);
+  // later stages start from the stage before, as without them.
+  if (!config.init_weights.empty()) load_init_weights(*model, config.init_weights, config.keep_head);
 
   // An unfinished run of this experiment goes on from its last complete epoch; anything else
   // starts over.
@@ -286,7 +326,7 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
                             {{"config", config_to_json(config)},
                              // read by the inference API (layers/inference.h) to name its predictions
                              {"class_names", nlohmann::json(manifest.info.class_names).dump()},
-                             {"precision", precision_name(precision)}},
+                             {"precision", precision_name(precision)},
                              {"engine", build_info_json()}}};
   auto save_best = [&](const Classifier& m, const std::string& stage, int64_t epoch, double val_wa) {
     CheckpointInfo info = checkpoint;

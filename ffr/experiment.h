@@ -62,6 +62,11 @@ struct ExperimentConfig {
   bool deterministic = false;
   int loader_workers = 2;
   int64_t max_train_samples = 0;         // 0: all; else a seeded per-group-proportional cap (demo, tests)
+  // pretrained start (ffr/init_weights.h): the first stage starts from these weights
+  std::string init_weights;              // safetensors file; "" = train from the model's own init
+  std::string init_sha256;               // its SHA-256: run_experiment fills it in (a resume refuses a change); a
+                                         // grid sets it when planning, so run names follow the content
+  bool keep_head = false;                // load the file's classifier head too (needs the same class count)
 };
 
 // Per-group accuracy on one split: the groups of the data set, in GroupIndex order.
@@ -163,7 +168,7 @@ void check_same_data(const ExperimentConfig& recorded, const ExperimentConfig& c
                      const std::string& way_out);
 
 // True when `run_dir` holds a completed run of `config` (same_experiment) made on other data than
-// the manifest's files hold now: what `ffr-bench run --restart` starts over.
+// the manifest's files (or its --init file) hold now: what `ffr-bench run --restart` starts over.
 bool completed_on_other_data(const std::string& run_dir, const ExperimentConfig& config);
 
 // The run folder's file names.

@@ -87,7 +87,10 @@ json config_json(const ExperimentConfig& c) {
           {"precision", c.precision},
           {"deterministic", c.deterministic},
           {"loader_workers", c.loader_workers},
-          {"max_train_samples", c.max_train_samples}};
+          {"max_train_samples", c.max_train_samples},
+          {"init_weights", c.init_weights},
+          {"init_sha256", c.init_sha256},
+          {"keep_head", c.keep_head}};
 }
 
 // config_json plus the data hashes once known (run_experiment sets them): config.json and
@@ -132,6 +135,9 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   read_key(doc, "deterministic", c.deterministic, source);
   read_key(doc, "loader_workers", c.loader_workers, source);
   read_key(doc, "max_train_samples", c.max_train_samples, source);
+  read_key(doc, "init_weights", c.init_weights, source);
+  read_key(doc, "init_sha256", c.init_sha256, source);
+  read_key(doc, "keep_head", c.keep_head, source);
   try {
     c.augmentation = data::parse_augmentation(augmentation);
     c.synthetic = parse_synthetic_distribution(synthetic);

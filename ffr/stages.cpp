@@ -32,6 +32,7 @@ void validate_config(const ExperimentConfig& c) {
   if (c.loader_workers < 1) fail(detail::concat("loader_workers must be >= 1, got ", c.loader_workers));
   if (!(c.groupdro_step_size >= 0.0)) fail(detail::concat("groupdro_step_size must be >= 0, got ", c.groupdro_step_size));
   if (!(c.groupdro_adjustment >= 0.0)) fail(detail::concat("groupdro_adjustment must be >= 0, got ", c.groupdro_adjustment));
+  if (c.keep_head && c.init_weights.empty()) fail("keep_head needs init_weights (the head to keep)");
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
     fail("device must be auto, cpu or cuda, got '" + c.device + "'");
   }
