@@ -109,8 +109,15 @@ void write_summary(const RunOptions& o, const std::vector<ExperimentResult>& res
       {"learning_rate", c.learning_rate},
       {"weight_decay", c.weight_decay},
       {"max_train_samples", c.max_train_samples},
-      {"init_weights", "random (seeded)"},
+      {"init_weights", c.init_weights.empty() ? "random (seeded)" : c.init_weights},
+      {"device", results.empty() ? c.device : results.front().device},
+      {"precision", results.empty() ? c.precision : results.front().precision},  // as run
+      {"deterministic", c.deterministic},
       {"seeds", o.seeds}};
+  if (!c.init_weights.empty()) {
+    settings["init_sha256"] = results.empty() ? c.init_sha256 : results.front().config.init_sha256;
+    settings["keep_head"] = c.keep_head;
+  }
   if (ffr) {
     settings["stage1_epochs"] = c.stage1_epochs;
     settings["stage1_learning_rate"] = c.stage1_learning_rate;

@@ -322,6 +322,12 @@ std::string distinct_values(const Grid& grid, Field field) {
 
 // What the numbers were produced with: the training settings (as the cells hold them) and the
 // engine build (engine/build_info.h), so that report.md alone says how to reproduce it.
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
 std::string settings_markdown(const GridSummary& s, const std::string& seeds, const std::string& lrs) {
   const Grid& g = s.grid;
   auto number = [](auto v) { return detail::concat(v); };
@@ -349,7 +355,14 @@ std::string settings_markdown(const GridSummary& s, const std::string& seeds, co
      << "- Weight decay: " << distinct_values(g, [&](const ExperimentConfig& c) { return number(c.weight_decay); })
      << "\n"
      << "- Seeds: " << seeds << "\n"
-     << "- Initial weights: random, from each run's seed (no pretrained weights)\n"
+     << "- Initial weights: "
+     << distinct_values(g, [](const ExperimentConfig& c) {
+          return c.init_weights.empty() ? std::string("random, from each run's seed")
+                                        : c.init_weights + (c.keep_head ? " (its head kept)" : " (head re-initialised)");
+        })
+     << "\n"
+     << "- Precision (asked): " << distinct_values(g, [](const ExperimentConfig& c) { return c.precision; })
+     << "; as run: " << (s.precisions.empty() ? std::string("–") : comma_list(s.precisions)) << "\n"
      << "- Deterministic: "
      << distinct_values(g, [](const ExperimentConfig& c) { return std::string(c.deterministic ? "yes" : "no"); })
      << "\n\n## Engine\n\n";
@@ -577,7 +590,7 @@ int choose_setting(const std::vector<SettingSummary>& settings, size_t seeds_pla
 GridSummary summarize_grid(const Grid& grid, const ResultSet& results) {
   GridSummary s;
   s.grid = grid;
-  std::set<std::string> devices;
+  std::set<std::string> devices, precisions;
   const std::vector<GridRun> runs = plan_runs(grid);
   s.runs_planned = runs.size();
   for (const GridRun& run : runs) {
@@ -586,8 +599,10 @@ GridSummary summarize_grid(const Grid& grid, const ResultSet& results) {
     ++s.runs_complete;
     s.compute_seconds += it->second.seconds;
     if (!it->second.device.empty()) devices.insert(it->second.device);
+    if (!it->second.precision.empty()) precisions.insert(it->second.precision);
   }
   s.devices.assign(devices.begin(), devices.end());
+  s.precisions.assign(precisions.begin(), precisions.end());
 
   for (const GridCell& cell : grid.cells) {
     CellSummary c;

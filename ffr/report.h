@@ -73,6 +73,7 @@ struct GridSummary {
   size_t runs_planned = 0, runs_complete = 0;  // distinct runs
   double compute_seconds = 0.0;                // sum of the completed runs' own times
   std::vector<std::string> devices;            // distinct ExperimentResult::device values
+  std::vector<std::string> precisions;         // distinct ExperimentResult::precision values (as run)
 };
 
 // Model selection: among the settings whose seeds all completed (or, when none has, those with

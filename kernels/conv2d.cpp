@@ -220,7 +220,11 @@ namespace {
 // Each launcher pair runs on CUDA or the CPU by the operands' device; under bf16 compute
 // (kernels/bfloat16_compute.h) on bf16 operands with a bf16 result upcast to float32.
 #ifdef FFR_WITH_CUDA
-#define FFR_CUDA_LAUNCHER(launcher) launcher
+// The engine's tensors are NCHW; the CUDA launchers also take NHWC (kernels/conv2d.h).
+#define FFR_CUDA_LAUNCHER(launcher)                                                               \
+  [](const void* a, const void* b, void* out, DType dtype, const Conv2dGeometry& g) {            \
+    launcher(a, b, out, dtype, g, ConvLayout::NCHW);                                              \
+  }
 #else
 #define FFR_CUDA_LAUNCHER(launcher) nullptr  // never called: CPU tensors only
 #endif

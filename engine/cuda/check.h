@@ -8,7 +8,6 @@
 
 #include "engine/error.h"
 
-#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>

@@ -15,7 +15,6 @@ Context::Context(int device_index) : device(device_index) {
   FFR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   FFR_CUBLAS_CHECK(cublasCreate(&cublas));
   FFR_CUBLAS_CHECK(cublasSetStream(cublas, stream));
-  FFR_CUBLAS_CHECK(cublasLtCreate(&cublas_lt));
   FFR_CUDNN_CHECK(cudnnCreate(&cudnn));
   FFR_CUDNN_CHECK(cudnnSetStream(cudnn, stream));
 }
@@ -25,7 +24,6 @@ Context::~Context() {
   if (stream != nullptr) FFR_CUDA_WARN(cudaStreamSynchronize(stream));
   if (workspace != nullptr) cuda_allocator(device).deallocate(workspace, workspace_bytes);
   if (cudnn != nullptr) FFR_CUDA_WARN(cudnnDestroy(cudnn));
-  if (cublas_lt != nullptr) FFR_CUDA_WARN(cublasLtDestroy(cublas_lt));
   if (cublas != nullptr) FFR_CUDA_WARN(cublasDestroy(cublas));
   if (stream != nullptr) {
     // Synchronized above: the blocks cached for this stream may go to any stream, before a new

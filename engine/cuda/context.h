@@ -16,9 +16,8 @@ struct Context {
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
-  cublasLtHandle_t cublas_lt = nullptr;
   cudnnHandle_t cudnn = nullptr;
-  // Scratch for cuBLASLt / cuDNN, grown (never in a captured step: sized by the first step).
+  // Scratch for cuDNN, grown (never in a captured step: sized by the first step).
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
 
