@@ -357,8 +357,11 @@ RgbImage decode_image(const std::string& bytes, const std::string& name) {
   return image;
 }
 
-RgbImage read_image(const std::filesystem::path& path, const std::string& context) {
-  const std::string name = context.empty() ? path.string() : detail::concat(path.string(), " (", context, ")");
+namespace {
+
+// The file's bytes, with the name errors give it ("path (context)").
+std::string read_image_file(const std::filesystem::path& path, const std::string& context, std::string& name) {
+  name = context.empty() ? path.string() : detail::concat(path.string(), " (", context, ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(detail::concat(name, ": image file not found or unreadable"));
   std::error_code ec;
@@ -366,20 +369,20 @@ RgbImage read_image(const std::filesystem::path& path, const std::string& contex
   if (!ec && file_size > uintmax_t(std::numeric_limits<int>::max())) {
     throw InputError(detail::concat(name, ": image file of ", file_size, " bytes is too large (at most 2 GiB)"));
   }
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+RgbImage read_image(const std::filesystem::path& path, const std::string& context) {
+  std::string name;
+  const std::string bytes = read_image_file(path, context, name);
   return decode_image(bytes, name);
 }
 
 ImageHeader read_image_header(const std::filesystem::path& path, const std::string& context) {
-  const std::string name = context.empty() ? path.string() : detail::concat(path.string(), " (", context, ")");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(detail::concat(name, ": image file not found or unreadable"));
-  std::error_code ec;
-  const auto file_size = std::filesystem::file_size(path, ec);
-  if (!ec && file_size > uintmax_t(std::numeric_limits<int>::max())) {
-    throw InputError(detail::concat(name, ": image file of ", file_size, " bytes is too large (at most 2 GiB)"));
-  }
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string name;
+  const std::string bytes = read_image_file(path, context, name);
   if (bytes.empty()) throw InputError(detail::concat(name, ": empty image file"));
   if (is_jpeg(bytes)) {
     if (!jpeg_has_end_marker(bytes)) throw InputError(detail::concat(name, ": truncated JPEG (no end-of-image marker)"));
