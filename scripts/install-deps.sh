@@ -6,7 +6,7 @@ set -euo pipefail
 # clang + libclang-rt-14-dev (libFuzzer and the sanitizer runtimes): the fuzz targets and the
 # fuzz_smoke test (fuzz/README.md); the build itself uses g++.
 packages=(cmake ninja-build g++ pkg-config ccache libgtest-dev libstb-dev libcli11-dev
-          nlohmann-json3-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
+          nlohmann-json3-dev libopenblas-dev libopenblas0-openmp libdnnl-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
