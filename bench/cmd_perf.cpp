@@ -30,7 +30,9 @@ void run_perf(PerfOptions& o) {
   c.device = resolve_device(o.device);
   c.precision = resolve_precision(o.precision, c.device);
   const PerfResult r = measure_steps(c);
-  const char* kind = c.inference ? "inference (eval, forward only)" : "training (forward, loss, backward, Adam)";
+  const char* kind = c.api         ? "inference through InferenceModel::classify_batch"
+                     : c.inference ? "inference (eval, forward only)"
+                                   : "training (forward, loss, backward, Adam)";
   std::printf("%s on %s, %s: %s, batch %lld, %lld px, %lld classes, %lld step(s) after %lld warm-up, %d thread(s)\n",
               kind, c.device.str().c_str(), precision_name(c.precision), c.model.c_str(),
               static_cast<long long>(c.batch_size), static_cast<long long>(r.image_size),
@@ -40,6 +42,10 @@ void run_perf(PerfOptions& o) {
               r.ms_per_step_median, r.ms_per_step_min, r.ms_per_step_max);
   std::printf("  peak memory: host allocator %.1f MiB, process max RSS %.1f MiB, device %.1f MiB\n",
               mib(r.peak_host_bytes), mib(r.max_rss_bytes), mib(r.peak_device_bytes));
+  const double cpu_s = r.cpu_user_s + r.cpu_system_s;
+  std::printf("  timed window: CPU %.2f s user + %.2f s kernel (%.1f%% kernel), %lld minor / %lld major page faults\n",
+              r.cpu_user_s, r.cpu_system_s, cpu_s > 0 ? 100.0 * r.cpu_system_s / cpu_s : 0.0,
+              static_cast<long long>(r.minor_page_faults), static_cast<long long>(r.major_page_faults));
   if (o.json) {
     const nlohmann::json line = {{"model", c.model},
                                  {"batch", c.batch_size},
@@ -49,6 +55,7 @@ void run_perf(PerfOptions& o) {
                                  {"precision", precision_name(c.precision)},
                                  {"threads", r.threads},
                                  {"mode", c.inference ? "inference" : "train"},
+                                 {"api", c.api},
                                  {"steps", c.steps},
                                  {"warmup", c.warmup},
                                  {"images_per_s", r.images_per_s},
@@ -58,7 +65,11 @@ void run_perf(PerfOptions& o) {
                                  {"step_ms", r.step_ms},
                                  {"peak_host_bytes", r.peak_host_bytes},
                                  {"max_rss_bytes", r.max_rss_bytes},
-                                 {"peak_device_bytes", r.peak_device_bytes}};
+                                 {"peak_device_bytes", r.peak_device_bytes},
+                                 {"cpu_user_s", r.cpu_user_s},
+                                 {"cpu_system_s", r.cpu_system_s},
+                                 {"minor_page_faults", r.minor_page_faults},
+                                 {"major_page_faults", r.major_page_faults}};
     std::printf("%s\n", line.dump().c_str());
   }
   std::fflush(stdout);
@@ -68,7 +79,7 @@ void setup_perf(CLI::App& sub) {
   auto o = std::make_shared<PerfOptions>();
   PerfConfig& c = o->config;
   sub.add_option("--model", c.model, "model name (ffr-bench models)")->required();
-  sub.add_option("--batch-size", c.batch_size, "images per step")->check(positive())->capture_default_str();
+  sub.add_option("--batch,--batch-size", c.batch_size, "images per step")->check(positive())->capture_default_str();
   sub.add_option("--image-size", c.image_size, "input side in pixels (0: the model's default)")
       ->check(non_negative())->capture_default_str();
   sub.add_option("--num-classes", c.num_classes, "classes of the head (ImageNet's 1000, as ffr-bench models)")
@@ -81,6 +92,9 @@ void setup_perf(CLI::App& sub) {
   sub.add_option("--steps", c.steps, "timed steps")->check(positive())->capture_default_str();
   sub.add_option("--warmup", c.warmup, "untimed steps first")->check(non_negative())->capture_default_str();
   sub.add_flag("--inference", c.inference, "time forward-only eval steps (no autograd, no optimizer)");
+  sub.add_flag("--api", c.api,
+               "with --inference: time the embedding API (InferenceModel::classify_batch on 8-bit images of the "
+               "model's size) instead of the bare forward pass");
   sub.add_option("--threads", c.threads, "CPU compute threads (0: OpenBLAS's default)")->check(non_negative())
       ->capture_default_str();
   sub.add_option("--seed", c.seed, "seed of the weights and the random batch")->capture_default_str();

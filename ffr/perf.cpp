@@ -4,16 +4,20 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "ffr/checkpoint.h"
 #include "ffr/trainer.h"
 #include "kernels/cross_entropy.h"
+#include "layers/inference.h"
 #include "layers/model_zoo.h"
 #include "optim/adam.h"
 
 #include <cblas.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 
 #ifdef FFR_WITH_CUDA
@@ -33,13 +37,44 @@ void check_config(const PerfConfig& c) {
   if (c.steps < 1) fail(detail::concat("steps must be >= 1, got ", c.steps));
   if (c.warmup < 0) fail(detail::concat("warmup must be >= 0, got ", c.warmup));
   if (c.threads < 0) fail(detail::concat("threads must be >= 0 (0: as configured), got ", c.threads));
+  if (c.api && !c.inference) fail("--api times the inference API: it needs --inference");
 }
 
-size_t max_rss_bytes() {
+InferencePrecision inference_precision(Precision p) {
+  switch (p) {
+    case Precision::Float32: return InferencePrecision::Float32;
+    case Precision::TensorFloat32: return InferencePrecision::TensorFloat32;
+    case Precision::BFloat16: return InferencePrecision::BFloat16;
+  }
+  return InferencePrecision::Auto;
+}
+
+// A checkpoint of `model` in a fresh temporary folder, removed when this goes.
+struct TemporaryCheckpoint {
+  std::filesystem::path folder;
+  std::string path;
+  TemporaryCheckpoint(const Classifier& model, const std::string& architecture, int64_t classes, int64_t side) {
+    folder = std::filesystem::temp_directory_path() /
+             ("ffr-perf-" + std::to_string(::getpid()) + "-" + std::to_string(uint64_t(&model) & 0xffffff));
+    std::filesystem::create_directories(folder);
+    path = (folder / "model.safetensors").string();
+    save_checkpoint(path, model.state_dict(), {architecture, classes, side, {}});
+  }
+  ~TemporaryCheckpoint() {
+    std::error_code ignored;
+    std::filesystem::remove_all(folder, ignored);
+  }
+};
+
+rusage self_usage() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  return size_t(usage.ru_maxrss) * 1024;  // kilobytes on Linux
+  return usage;
 }
+
+size_t max_rss_bytes() { return size_t(self_usage().ru_maxrss) * 1024; }  // kilobytes on Linux
+
+double seconds(const timeval& t) { return double(t.tv_sec) + 1e-6 * double(t.tv_usec); }
 
 // Milliseconds of each of `steps` calls of `step`.
 std::vector<double> time_steps(Device device, int64_t steps, const std::function<void()>& step) {
@@ -102,7 +137,24 @@ PerfResult measure_steps(const PerfConfig& config) {
 
   std::function<void()> step;
   std::unique_ptr<Adam> optimizer;
-  if (config.inference) {
+  std::unique_ptr<TemporaryCheckpoint> checkpoint;
+  std::unique_ptr<InferenceModel> api_model;
+  std::vector<uint8_t> pixels;
+  std::vector<ImageView> views;
+  if (config.api) {
+    checkpoint = std::make_unique<TemporaryCheckpoint>(*model, config.model, config.num_classes, side);
+    model.reset();  // only the API's copy of the weights stays
+    InferenceOptions options;
+    options.device = device.is_cuda() ? InferenceDevice::Cuda : InferenceDevice::Cpu;
+    options.max_batch = int(n);
+    options.precision = inference_precision(config.precision);
+    api_model = std::make_unique<InferenceModel>(checkpoint->path, options);
+    const size_t image_bytes = size_t(3) * size_t(side) * size_t(side);
+    pixels.resize(image_bytes * size_t(n));
+    for (uint8_t& p : pixels) p = uint8_t(rng.below(256));
+    for (int64_t i = 0; i < n; ++i) views.push_back({pixels.data() + size_t(i) * image_bytes, int(side), int(side)});
+    step = [&] { api_model->classify_batch(views); };
+  } else if (config.inference) {
     model->eval();
     step = [&] {
       NoGradGuard no_grad;
@@ -123,8 +175,14 @@ PerfResult measure_steps(const PerfConfig& config) {
   host.reset_peak();
   if (device.is_cuda()) allocator_for(device).reset_peak();
   for (int64_t i = 0; i < config.warmup; ++i) step();
+  const rusage before = self_usage();
   result.step_ms = time_steps(device, config.steps, step);
   synchronize();
+  const rusage after = self_usage();
+  result.cpu_user_s = seconds(after.ru_utime) - seconds(before.ru_utime);
+  result.cpu_system_s = seconds(after.ru_stime) - seconds(before.ru_stime);
+  result.minor_page_faults = int64_t(after.ru_minflt - before.ru_minflt);
+  result.major_page_faults = int64_t(after.ru_majflt - before.ru_majflt);
 
   std::vector<double> sorted = result.step_ms;
   std::sort(sorted.begin(), sorted.end());

@@ -27,6 +27,10 @@ struct PerfConfig {
   int64_t steps = 10;          // timed
   int64_t warmup = 2;          // untimed, before (first-step allocations, algorithm choices)
   bool inference = false;      // eval mode, no autograd, no optimizer
+  // With inference: time the embedding API instead (InferenceModel::classify_batch on 8-bit images
+  // at the model's size, loaded from a checkpoint of the same weights), to show it costs what the
+  // bare forward pass does.
+  bool api = false;
   double learning_rate = 1e-4;
   double weight_decay = 1e-5;
   uint64_t seed = 0;
@@ -42,6 +46,10 @@ struct PerfResult {
   size_t max_rss_bytes = 0;           // the process's maximum resident set size
   size_t peak_device_bytes = 0;       // the CUDA allocator's peak (0 on the CPU)
   int threads = 0;                    // CPU compute threads used
+  // The process's resource use over the timed window alone (getrusage): where the CPU time goes
+  // (user vs kernel) and whether a steady step still faults pages in (it should not).
+  double cpu_user_s = 0.0, cpu_system_s = 0.0;
+  int64_t minor_page_faults = 0, major_page_faults = 0;
 };
 
 // Throws InputError for a bad config (unknown model, non-positive sizes or steps).

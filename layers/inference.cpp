@@ -7,6 +7,7 @@
 #include "engine/precision.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
+#include "kernels/normalize_images.h"
 #include "kernels/softmax.h"
 #include "layers/model_zoo.h"
 
@@ -34,9 +35,10 @@ struct InferenceModel::State {
   std::unique_ptr<Classifier> model;
   std::mutex mutex;  // one call at a time (see the header)
 
-  // Runs `count` images through the model, max_batch at a time. `image(i)` gives image i; it is
-  // called only when its batch is prepared, so a long file list is never decoded all at once.
-  std::vector<Prediction> run_batches(size_t count, const std::function<data::RgbImage(size_t)>& image,
+  // Runs `count` images through the model, max_batch at a time. `write_input(i, chw)` writes image
+  // i, preprocessed, into the batch's input at `chw` (3 * image_size^2 floats); it is called only
+  // when its batch is prepared, so a long file list is never decoded all at once.
+  std::vector<Prediction> run_batches(size_t count, const std::function<void(size_t, float*)>& write_input,
                                       Features features);
 };
 
@@ -112,6 +114,18 @@ data::RgbImage copy_image(const ImageView& view, size_t index) {
   return image;
 }
 
+// Image i of a batch call, preprocessed into `chw`. A packed view already at the model's size is
+// normalised straight from the caller's pixels (the embedding API costs what `perf --inference`
+// does); any other view is copied into an image first, which resizing needs anyway.
+void write_view(const ImageView& view, size_t index, int side, float* chw) {
+  const bool packed = view.row_stride == 0 || view.row_stride == size_t(view.width) * 3;
+  if (view.pixels != nullptr && packed && view.width == side && view.height == side) {
+    normalize_images_cpu(view.pixels, chw, 1, int64_t(side) * side, data::pixel_affine(data::Normalization::imagenet()));
+    return;
+  }
+  data::preprocess_into(copy_image(view, index), side, data::Normalization::imagenet(), chw);
+}
+
 }  // namespace
 
 InferenceModel::InferenceModel(const std::string& checkpoint_path, const InferenceOptions& options)
@@ -156,7 +170,7 @@ InferenceModel::InferenceModel(InferenceModel&&) noexcept = default;
 InferenceModel& InferenceModel::operator=(InferenceModel&&) noexcept = default;
 
 std::vector<Prediction> InferenceModel::State::run_batches(size_t count,
-                                                          const std::function<data::RgbImage(size_t)>& image,
+                                                          const std::function<void(size_t, float*)>& write_input,
                                                           Features features) {
   std::lock_guard<std::mutex> lock(mutex);
   NoGradGuard no_grad;
@@ -173,10 +187,7 @@ std::vector<Prediction> InferenceModel::State::run_batches(size_t count,
     {
       // Pinned host memory on a GPU, so the copy up is a plain DMA.
       Tensor input = device.is_cuda() ? Tensor::empty_pinned({n, 3, side, side}) : Tensor::empty({n, 3, side, side});
-      for (int64_t k = 0; k < n; ++k) {
-        data::preprocess_into(image(begin + size_t(k)), side, data::Normalization::imagenet(),
-                              input.data<float>() + size_t(k) * image_floats);
-      }
+      for (int64_t k = 0; k < n; ++k) write_input(begin + size_t(k), input.data<float>() + size_t(k) * image_floats);
       feature_rows = model->features(device.is_cuda() ? input.to(device) : input);
     }  // the input is freed before the head runs
     const std::vector<float> probabilities = softmax(model->head().forward(feature_rows), -1).to_vector<float>();
@@ -205,11 +216,16 @@ Prediction InferenceModel::classify_file(const std::string& path, Features featu
 }
 
 std::vector<Prediction> InferenceModel::classify_batch(const std::vector<ImageView>& images, Features features) {
-  return state_->run_batches(images.size(), [&](size_t i) { return copy_image(images[i], i); }, features);
+  const int side = int(state_->image_size);
+  return state_->run_batches(images.size(), [&](size_t i, float* chw) { write_view(images[i], i, side, chw); },
+                             features);
 }
 
 std::vector<Prediction> InferenceModel::classify_files(const std::vector<std::string>& paths, Features features) {
-  return state_->run_batches(paths.size(), [&](size_t i) { return data::read_image(paths[i]); }, features);
+  const int side = int(state_->image_size);
+  return state_->run_batches(paths.size(), [&](size_t i, float* chw) {
+    data::preprocess_into(data::read_image(paths[i]), side, data::Normalization::imagenet(), chw);
+  }, features);
 }
 
 const std::string& InferenceModel::checkpoint_path() const { return state_->path; }

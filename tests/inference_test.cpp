@@ -184,6 +184,17 @@ TEST(Inference, FilesBuffersStridesAndBatchesAgree) {
   const Prediction strided = model.classify({padded.data(), image.width, image.height, stride});
   EXPECT_EQ(strided.probabilities, model.classify(views[1]).probabilities);
 
+  // Image 0 is at the model's size: packed, it is normalised straight from the caller's pixels;
+  // padded, it goes through a copy. Both must give the same bits.
+  const data::RgbImage& sized = images[0];
+  const size_t sized_stride = size_t(sized.width) * 3 + 5;
+  std::vector<uint8_t> sized_padded(sized_stride * size_t(sized.height), 0x5A);
+  for (int y = 0; y < sized.height; ++y) {
+    std::copy(sized.at(0, y), sized.at(0, y) + sized.width * 3, &sized_padded[y * sized_stride]);
+  }
+  EXPECT_EQ(model.classify({sized_padded.data(), sized.width, sized.height, sized_stride}).probabilities,
+            model.classify(views[0]).probabilities);
+
   EXPECT_TRUE(model.classify_batch({}).empty());
 }
 

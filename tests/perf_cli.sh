@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `ffr-bench perf` end to end (ctest: perf_cli): a tiny model for 2 steps on the CPU, training and
-# --inference; the last stdout line must be one JSON object with the documented keys and sane
+# `ffr-bench perf` end to end (ctest: perf_cli): a tiny model for 2 steps on the CPU, training,
+# --inference and --inference --api; the last stdout line must be one JSON object with the documented keys and sane
 # numbers; bad flags must be one clear error and a non-zero exit.
 # Usage: perf_cli.sh FFR_BENCH
 set -euo pipefail
@@ -29,11 +29,16 @@ assert doc["peak_host_bytes"] > 0 and doc["peak_device_bytes"] == 0, doc
 PY
 }
 
-common=(perf --model resnet_tiny --batch-size 4 --image-size 16 --num-classes 10 --device cpu --steps 2 --warmup 1 --threads 1 --json)
+common=(perf --model resnet_tiny --batch 4 --image-size 16 --num-classes 10 --device cpu --steps 2 --warmup 1 --threads 1 --json)
 "$bench" "${common[@]}" >"$work/train.out" || fail "training perf exited $?"
 check_json "$work/train.out" train fp32 || fail "training JSON: $(tail -1 "$work/train.out")"
 "$bench" "${common[@]}" --inference --precision bf16 >"$work/infer.out" || fail "inference perf exited $?"
 check_json "$work/infer.out" inference bf16 || fail "inference JSON: $(tail -1 "$work/infer.out")"
+# The embedding API on the same batches (InferenceModel::classify_batch).
+"$bench" "${common[@]}" --inference --api >"$work/api.out" || fail "API perf exited $?"
+check_json "$work/api.out" inference fp32 || fail "API JSON: $(tail -1 "$work/api.out")"
+python3 -c 'import json,sys; assert json.loads(open(sys.argv[1]).read().splitlines()[-1])["api"] is True' \
+  "$work/api.out" || fail "API JSON lacks api: true"
 
 # Bad flags: one "ffr-bench: error:"-style line naming the flag, non-zero exit.
 expect_error() {  # $1: text the message must hold; the rest: arguments
@@ -42,7 +47,9 @@ expect_error() {  # $1: text the message must hold; the rest: arguments
   grep -q -- "$want" "$work/bad.err" || fail "error for '$*' does not mention '$want': $(cat "$work/bad.err")"
 }
 expect_error "--precision" perf --model resnet_tiny --precision fp16
-expect_error "--batch-size" perf --model resnet_tiny --batch-size 0
+expect_error "--batch" perf --model resnet_tiny --batch-size 0
+expect_error "--batch" perf --model resnet_tiny --batch 0
+expect_error "--api" perf --model resnet_tiny --api --device cpu --steps 1 --warmup 0
 expect_error "--steps" perf --model resnet_tiny --steps 0
 expect_error "--device" perf --model resnet_tiny --device tpu
 expect_error "resnet51" perf --model resnet51 --device cpu --steps 1 --warmup 0

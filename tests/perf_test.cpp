@@ -62,6 +62,18 @@ TEST(Perf, BadConfigsAreInputErrors) {
   c = tiny(false);
   c.model = "resnet51";
   EXPECT_THROW(measure_steps(c), InputError);
+  c = tiny(false);
+  c.api = true;  // the API is inference only
+  EXPECT_THROW(measure_steps(c), InputError);
+}
+
+TEST(Perf, TheInferenceApiRunsTheSameBatches) {
+  PerfConfig c = tiny(true);
+  c.api = true;
+  const PerfResult r = measure_steps(c);
+  ASSERT_EQ(r.step_ms.size(), size_t(c.steps));
+  EXPECT_GT(r.images_per_s, 0.0);
+  EXPECT_GT(r.peak_host_bytes, 0u);
 }
 
 }  // namespace
