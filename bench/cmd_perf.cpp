@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -24,6 +25,26 @@ struct PerfOptions {
 };
 
 double mib(size_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
+
+// The op profile's largest self times per step, and what no range covers (the harness, the loss's
+// host-side glue).
+void print_op_profile(const PerfResult& r) {
+  const double steps = double(r.step_ms.size());
+  double window_ms = 0.0, ranged_ms = 0.0;
+  for (double ms : r.step_ms) window_ms += ms;
+  for (const OpProfileEntry& e : r.op_profile) ranged_ms += e.self_ms;
+  std::printf("  op profile (host time per step; self = minus nested ranges; %.1f ms per step in all):\n",
+              window_ms / steps);
+  std::printf("    %-36s %9s %9s %7s %7s\n", "range", "self ms", "total ms", "self %", "calls");
+  const size_t shown = std::min<size_t>(r.op_profile.size(), 30);
+  for (size_t i = 0; i < shown; ++i) {
+    const OpProfileEntry& e = r.op_profile[i];
+    std::printf("    %-36s %9.2f %9.2f %6.1f%% %7.0f\n", e.name.c_str(), e.self_ms / steps, e.total_ms / steps,
+                window_ms > 0 ? 100.0 * e.self_ms / window_ms : 0.0, double(e.calls) / steps);
+  }
+  if (r.op_profile.size() > shown) std::printf("    (%zu more ranges)\n", r.op_profile.size() - shown);
+  std::printf("    %-36s %9.2f\n", "(outside any range)", (window_ms - ranged_ms) / steps);
+}
 
 void run_perf(PerfOptions& o) {
   PerfConfig& c = o.config;
@@ -46,8 +67,9 @@ void run_perf(PerfOptions& o) {
   std::printf("  timed window: CPU %.2f s user + %.2f s kernel (%.1f%% kernel), %lld minor / %lld major page faults\n",
               r.cpu_user_s, r.cpu_system_s, cpu_s > 0 ? 100.0 * r.cpu_system_s / cpu_s : 0.0,
               static_cast<long long>(r.minor_page_faults), static_cast<long long>(r.major_page_faults));
+  if (c.op_profile) print_op_profile(r);
   if (o.json) {
-    const nlohmann::json line = {{"model", c.model},
+    nlohmann::json line = {{"model", c.model},
                                  {"batch", c.batch_size},
                                  {"image_size", r.image_size},
                                  {"num_classes", c.num_classes},
@@ -70,6 +92,13 @@ void run_perf(PerfOptions& o) {
                                  {"cpu_system_s", r.cpu_system_s},
                                  {"minor_page_faults", r.minor_page_faults},
                                  {"major_page_faults", r.major_page_faults}};
+    if (c.op_profile) {
+      nlohmann::json ops = nlohmann::json::array();
+      for (const OpProfileEntry& e : r.op_profile) {
+        ops.push_back({{"name", e.name}, {"calls", e.calls}, {"total_ms", e.total_ms}, {"self_ms", e.self_ms}});
+      }
+      line["op_profile"] = ops;
+    }
     std::printf("%s\n", line.dump().c_str());
   }
   std::fflush(stdout);
@@ -97,6 +126,9 @@ void setup_perf(CLI::App& sub) {
                "model's size) instead of the bare forward pass");
   sub.add_option("--threads", c.threads, "CPU compute threads (0: OpenBLAS's default)")->check(non_negative())
       ->capture_default_str();
+  sub.add_flag("--op-profile", c.op_profile,
+               "print where the timed steps' host time goes, op by op (self and total ms per step; CPU: the "
+               "ops' time; CUDA: launch cost only, use Nsight there); also in the JSON");
   sub.add_option("--seed", c.seed, "seed of the weights and the random batch")->capture_default_str();
   sub.add_flag("--json", o->json, "end stdout with one JSON line of the results");
   sub.callback([o] { run_perf(*o); });

@@ -136,8 +136,10 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
     grads.erase(node.get());
     std::vector<Tensor> input_grads;
     {
-      NvtxRange node_range(node->name());
-      OpScope scope(std::string(node->name()) + " backward");
+      // "<op> backward": in Nsight and the op profile, apart from the op's forward range.
+      const std::string range_name = std::string(node->name()) + " backward";
+      NvtxRange node_range(range_name.c_str());
+      OpScope scope(range_name);
       if (grad.defined()) input_grads = node->apply(grad);
     }
     node->release();

@@ -176,8 +176,10 @@ PerfResult measure_steps(const PerfConfig& config) {
   if (device.is_cuda()) allocator_for(device).reset_peak();
   for (int64_t i = 0; i < config.warmup; ++i) step();
   const rusage before = self_usage();
+  if (config.op_profile) start_op_profile();
   result.step_ms = time_steps(device, config.steps, step);
   synchronize();
+  if (config.op_profile) result.op_profile = stop_op_profile();
   const rusage after = self_usage();
   result.cpu_user_s = seconds(after.ru_utime) - seconds(before.ru_utime);
   result.cpu_system_s = seconds(after.ru_stime) - seconds(before.ru_stime);

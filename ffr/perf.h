@@ -8,6 +8,7 @@
 #pragma once
 
 #include "engine/device.h"
+#include "engine/op_profile.h"
 #include "engine/precision.h"
 
 #include <cstddef>
@@ -31,6 +32,7 @@ struct PerfConfig {
   // at the model's size, loaded from a checkpoint of the same weights), to show it costs what the
   // bare forward pass does.
   bool api = false;
+  bool op_profile = false;     // record engine/op_profile.h over the timed window
   double learning_rate = 1e-4;
   double weight_decay = 1e-5;
   uint64_t seed = 0;
@@ -50,6 +52,7 @@ struct PerfResult {
   // (user vs kernel) and whether a steady step still faults pages in (it should not).
   double cpu_user_s = 0.0, cpu_system_s = 0.0;
   int64_t minor_page_faults = 0, major_page_faults = 0;
+  std::vector<OpProfileEntry> op_profile;  // with config.op_profile: summed over the timed steps
 };
 
 // Throws InputError for a bad config (unknown model, non-positive sizes or steps).
