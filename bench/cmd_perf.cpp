@@ -81,7 +81,7 @@ void setup_perf(CLI::App& sub) {
   sub.add_option("--steps", c.steps, "timed steps")->check(positive())->capture_default_str();
   sub.add_option("--warmup", c.warmup, "untimed steps first")->check(non_negative())->capture_default_str();
   sub.add_flag("--inference", c.inference, "time forward-only eval steps (no autograd, no optimizer)");
-  sub.add_option("--threads", c.threads, "CPU compute threads (0: OpenBLAS's default)")->check(non_negative())
+  sub.add_option("--threads", c.threads, "CPU compute threads (0: the machine's cores)")->check(non_negative())
       ->capture_default_str();
   sub.add_option("--seed", c.seed, "seed of the weights and the random batch")->capture_default_str();
   sub.add_flag("--json", o->json, "end stdout with one JSON line of the results");
