@@ -7,6 +7,7 @@
 #include "data/manifest.h"
 #include "data/protocol.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "ffr/checkpoint.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
@@ -24,6 +25,7 @@ struct EvalCommandOptions {
   int64_t seed = -1;       // -1: the checkpoint's run's
   int64_t batch_size = 256;
   int workers = 2;
+  int threads = 0;
   bool ignore_class_names = false;
 };
 
@@ -48,6 +50,7 @@ data::IndexList select(const data::Manifest& manifest, const EvalCommandOptions&
 
 void run_eval(const EvalCommandOptions& o) {
   const Device device = resolve_device(o.device);
+  set_compute_threads(o.threads);
   LoadedCheckpoint loaded = load_checkpoint(o.checkpoint, device);
   std::optional<ExperimentConfig> run;
   if (auto it = loaded.info.extra.find("config"); it != loaded.info.extra.end()) {
@@ -102,6 +105,8 @@ void setup(CLI::App& sub) {
   sub.add_option("--batch-size", o->batch_size, "evaluation batch size")->check(positive())
       ->capture_default_str();
   sub.add_option("--workers", o->workers, "image decoding threads")->check(positive())->capture_default_str();
+  sub.add_option("--threads", o->threads, "CPU compute threads (0: the machine's cores)")->check(non_negative())
+      ->capture_default_str();
   sub.add_flag("--ignore-class-names", o->ignore_class_names,
                "score even when the manifest's class names differ from the checkpoint's (same count)");
   sub.callback([o] { run_eval(*o); });

@@ -5,6 +5,7 @@
 #include "bench/flag_checks.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/precision.h"
 #include "engine/safetensors.h"
 #include "kernels/cross_entropy.h"
@@ -19,6 +20,7 @@ namespace {
 struct ForwardOptions {
   std::string model, weights, input, labels, out, device = "auto", precision = "auto";
   int64_t classes = 0;
+  int threads = 0;
   bool backward = false;
   bool train_mode = false;
 };
@@ -42,6 +44,7 @@ Tensor single_tensor(const std::string& path, const std::string& preferred) {
 
 void run_forward(const ForwardOptions& o) {
   const Device device = parse_device(o.device);
+  set_compute_threads(o.threads);
   const Precision precision = resolve_precision(o.precision, device);
   PrecisionScope precision_scope(precision);
   SafetensorsFile weights = load_safetensors(o.weights);
@@ -91,6 +94,8 @@ void setup_forward(CLI::App& sub) {
       ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}))->capture_default_str();
   sub.add_flag("--backward", o->backward, "also write the loss and parameter gradients");
   sub.add_flag("--train-mode", o->train_mode, "BatchNorm batch statistics, as model.train()");
+  sub.add_option("--threads", o->threads, "CPU compute threads (0: the machine's cores)")->check(non_negative())
+      ->capture_default_str();
   sub.callback([o] { run_forward(*o); });
 }
 

@@ -98,6 +98,7 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--device")) b.device = o.base.device;
   if (given(sub, "--precision")) b.precision = o.base.precision;
   if (given(sub, "--workers")) b.loader_workers = o.base.loader_workers;
+  if (given(sub, "--threads")) b.compute_threads = o.base.compute_threads;
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
   if (given(sub, "--init")) b.init_weights = o.base.init_weights;
   if (given(sub, "--keep-head")) b.keep_head = o.base.keep_head;
@@ -276,6 +277,8 @@ void setup(CLI::App& sub) {
                  "matmul/conv precision: fp32, tf32 (fp32 on the CPU) or bf16; auto: tf32 on CUDA, fp32 on the CPU [auto]")
       ->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
   sub.add_option("--workers", o->base.loader_workers, "image decoding threads per run [2]")->check(number_above_zero());
+  sub.add_option("--threads", o->base.compute_threads, "CPU compute threads (0: the machine's cores) [0]")
+      ->check(number_above_zero(true));
   sub.add_flag("--deterministic", o->base.deterministic, "bit-identical results run to run");
   sub.add_option("--init", o->base.init_weights,
                  "every run starts from these weights (safetensors, torchvision/timm names: "

@@ -124,7 +124,7 @@ void setup_perf(CLI::App& sub) {
   sub.add_flag("--api", c.api,
                "with --inference: time the embedding API (InferenceModel::classify_batch on 8-bit images of the "
                "model's size) instead of the bare forward pass");
-  sub.add_option("--threads", c.threads, "CPU compute threads (0: OpenBLAS's default)")->check(non_negative())
+  sub.add_option("--threads", c.threads, "CPU compute threads (0: the machine's cores)")->check(non_negative())
       ->capture_default_str();
   sub.add_flag("--op-profile", c.op_profile,
                "print where the timed steps' host time goes, op by op (self and total ms per step; CPU: the "

@@ -339,6 +339,8 @@ void setup(CLI::App& sub) {
   sub.add_flag("--deterministic", c.deterministic, "bit-identical results run to run (fixed-order reductions)");
   sub.add_option("--workers", c.loader_workers, "image decoding threads")->check(positive())
       ->capture_default_str();
+  sub.add_option("--threads", c.compute_threads, "CPU compute threads (0: the machine's cores)")
+      ->check(non_negative())->capture_default_str();
   sub.add_option("--max-train-samples", c.max_train_samples,
                  "cap on each training list, kept in group proportion (0: no cap)")
       ->check(non_negative())->capture_default_str();

@@ -2,6 +2,12 @@
 
 #include "engine/error.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 
@@ -132,7 +138,26 @@ void Loader::fill(int64_t k, Slot& slot) {
   }
 }
 
+namespace {
+
+// Decoding threads and compute threads share the cores. The compute threads (engine/parallel.h,
+// one per core by default) run in lock-step: a parallel loop ends when its slowest thread does,
+// so a decoder that takes a core from one of them for a time slice stalls them all. The loader
+// runs ahead of the trainer (prefetch_batches), so its threads need not be fast, only done in
+// time: they run at a lower priority (nice +10, about a tenth of a core's share under
+// contention), fill the gaps the compute threads leave (serial code, optimizer, evaluation,
+// host-side bookkeeping), and take a full core when the trainer waits for a batch. This beats
+// halving the compute threads for the loader on a small machine, where compute is most of the step.
+void lower_decoder_priority() {
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  if (errno == 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), std::min(current + 10, 19));
+}
+
+}  // namespace
+
 void Loader::worker_loop() {
+  lower_decoder_priority();  // Linux: per-thread nice
   const int64_t ring = int64_t(slots_.size());
   for (;;) {
     int64_t k;

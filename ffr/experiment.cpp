@@ -8,6 +8,7 @@
 #include "engine/build_info.h"
 #include "engine/error.h"
 #include "engine/fault_injection.h"
+#include "engine/parallel.h"
 #include "engine/precision.h"
 #include "engine/rng.h"
 #include "engine/settings.h"
@@ -287,6 +288,7 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   const auto start = std::chrono::steady_clock::now();
   const Device device = resolve_device(config.device);
   const Precision precision = resolve_precision(config.precision, device);
+  set_compute_threads(config.compute_threads);
   Settings numerics = with_precision(settings(), precision);
   numerics.deterministic = config.deterministic;
   SettingsScope settings_scope(numerics);
@@ -448,6 +450,7 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   result.seconds = seconds_so_far();
   result.device = describe_device(device);
   result.precision = precision_name(precision);
+  result.compute_threads = compute_threads();
   folder.write_groups(result, manifest.info);
   folder.write_result(result);  // its presence marks the run complete
   std::error_code ignored;

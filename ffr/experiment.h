@@ -61,6 +61,10 @@ struct ExperimentConfig {
   std::string precision = "auto";
   bool deterministic = false;
   int loader_workers = 2;
+  // CPU compute threads (engine/parallel.h; OpenBLAS's too); 0: the machine's cores. Where a run
+  // goes, not its numbers (the CPU kernels give the same bits on any count), so resume and the
+  // grid's run names ignore it; result.json records the count used.
+  int compute_threads = 0;
   int64_t max_train_samples = 0;         // 0: all; else a seeded per-group-proportional cap (demo, tests)
   // pretrained start (ffr/init_weights.h): the first stage starts from these weights
   std::string init_weights;              // safetensors file; "" = train from the model's own init
@@ -95,6 +99,7 @@ struct ExperimentResult {
   double seconds = 0.0;
   std::string device;                  // where it ran, in words ("cuda:0 NVIDIA H100 ...", "cpu")
   std::string precision;               // what it ran with: fp32, tf32 or bf16 ("auto" resolved)
+  int compute_threads = 0;             // CPU compute threads it ran with (0 in older result files)
   // The majority share the bias ratio gave the real train and val splits (data/protocol.h): the
   // ratio the run really trained and selected at, which whole samples and the per-group floors
   // can move from config.bias_ratio. NaN when unknown (result files written before this).

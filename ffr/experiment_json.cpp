@@ -87,6 +87,7 @@ json config_json(const ExperimentConfig& c) {
           {"precision", c.precision},
           {"deterministic", c.deterministic},
           {"loader_workers", c.loader_workers},
+          {"compute_threads", c.compute_threads},
           {"max_train_samples", c.max_train_samples},
           {"init_weights", c.init_weights},
           {"init_sha256", c.init_sha256},
@@ -134,6 +135,7 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   read_key(doc, "precision", c.precision, source);
   read_key(doc, "deterministic", c.deterministic, source);
   read_key(doc, "loader_workers", c.loader_workers, source);
+  read_key(doc, "compute_threads", c.compute_threads, source);
   read_key(doc, "max_train_samples", c.max_train_samples, source);
   read_key(doc, "init_weights", c.init_weights, source);
   read_key(doc, "init_sha256", c.init_sha256, source);
@@ -175,6 +177,7 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"seconds", r.seconds},
                     {"device", r.device},
                     {"precision", r.precision},
+                    {"compute_threads", r.compute_threads},
                     {"majority_share",
                      {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
                     {"warnings", r.warnings}};
@@ -199,6 +202,7 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
   read_key(doc, "seconds", r.seconds, source);
   read_key(doc, "device", r.device, source);
   read_key(doc, "precision", r.precision, source);
+  read_key(doc, "compute_threads", r.compute_threads, source);
   if (doc.contains("majority_share") && doc["majority_share"].is_object()) {
     read_key(doc["majority_share"], "train", r.train_majority_share, source + " (majority_share)");
     read_key(doc["majority_share"], "val", r.val_majority_share, source + " (majority_share)");
@@ -248,8 +252,10 @@ EpochMetrics epoch_metrics_from_json(const std::string& text, const std::string&
 
 bool same_experiment(const ExperimentConfig& a, const ExperimentConfig& b) {
   json ja = config_json(a), jb = config_json(b);
-  ja.erase("loader_workers");
-  jb.erase("loader_workers");
+  for (const char* execution : {"loader_workers", "compute_threads"}) {
+    ja.erase(execution);
+    jb.erase(execution);
+  }
   return ja == jb;
 }
 

@@ -34,7 +34,7 @@ constexpr const char* kGridFormat = "ffr-grid/1";
 
 // Change where and how fast a run goes, not its numbers: left out of grid.json and run names.
 // precision goes with the device (its "auto" is tf32 on CUDA, fp32 on the CPU).
-const char* const kExecutionKeys[] = {"device", "precision", "loader_workers"};
+const char* const kExecutionKeys[] = {"device", "precision", "loader_workers", "compute_threads"};
 // Set per run from the grid's seeds and settings: not part of what a cell is.
 const char* const kPerRunKeys[] = {"seed", "learning_rate", "freeze_batch_norm"};
 

@@ -3,6 +3,7 @@
 #include "engine/allocator.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/rng.h"
 #include "ffr/checkpoint.h"
 #include "ffr/trainer.h"
@@ -11,7 +12,6 @@
 #include "layers/model_zoo.h"
 #include "optim/adam.h"
 
-#include <cblas.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -36,7 +36,7 @@ void check_config(const PerfConfig& c) {
   if (c.num_classes < 1) fail(detail::concat("num classes must be >= 1, got ", c.num_classes));
   if (c.steps < 1) fail(detail::concat("steps must be >= 1, got ", c.steps));
   if (c.warmup < 0) fail(detail::concat("warmup must be >= 0, got ", c.warmup));
-  if (c.threads < 0) fail(detail::concat("threads must be >= 0 (0: as configured), got ", c.threads));
+  if (c.threads < 0) fail(detail::concat("threads must be >= 0 (0: the machine's cores), got ", c.threads));
   if (c.api && !c.inference) fail("--api times the inference API: it needs --inference");
 }
 
@@ -118,7 +118,7 @@ std::vector<double> time_steps(Device device, int64_t steps, const std::function
 PerfResult measure_steps(const PerfConfig& config) {
   check_config(config);
   const Device device = config.device;
-  if (config.threads > 0) openblas_set_num_threads(config.threads);
+  set_compute_threads(config.threads);  // 0: the machine's cores
   PrecisionScope precision(config.precision);
   Rng rng(config.seed);
   std::unique_ptr<Classifier> model = make_model(config.model, config.num_classes, rng, config.image_size);
@@ -198,7 +198,7 @@ PerfResult measure_steps(const PerfConfig& config) {
   result.peak_host_bytes = host.stats().peak_allocated_bytes;
   result.max_rss_bytes = max_rss_bytes();
   if (device.is_cuda()) result.peak_device_bytes = allocator_for(device).stats().peak_allocated_bytes;
-  result.threads = openblas_get_num_threads();
+  result.threads = compute_threads();
   return result;
 }
 

@@ -36,7 +36,7 @@ struct PerfConfig {
   double learning_rate = 1e-4;
   double weight_decay = 1e-5;
   uint64_t seed = 0;
-  int threads = 0;             // CPU compute threads (OpenBLAS); 0: leave as configured
+  int threads = 0;             // CPU compute threads (ours and OpenBLAS's); 0: leave as configured
 };
 
 struct PerfResult {

@@ -30,6 +30,7 @@ void validate_config(const ExperimentConfig& c) {
   if (c.image_size < 0) fail(detail::concat("image_size must be >= 0 (0: the manifest's), got ", c.image_size));
   if (c.max_train_samples < 0) fail(detail::concat("max_train_samples must be >= 0, got ", c.max_train_samples));
   if (c.loader_workers < 1) fail(detail::concat("loader_workers must be >= 1, got ", c.loader_workers));
+  if (c.compute_threads < 0) fail(detail::concat("compute_threads must be >= 0 (0: the machine's cores), got ", c.compute_threads));
   if (!(c.groupdro_step_size >= 0.0)) fail(detail::concat("groupdro_step_size must be >= 0, got ", c.groupdro_step_size));
   if (!(c.groupdro_adjustment >= 0.0)) fail(detail::concat("groupdro_adjustment must be >= 0, got ", c.groupdro_adjustment));
   if (c.keep_head && c.init_weights.empty()) fail("keep_head needs init_weights (the head to keep)");

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/activation_ops.h"
 #include "kernels/dispatch.h"
 
@@ -17,7 +18,9 @@ void relu_cpu(const void* x, void* y, int64_t n, DType dtype) {
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
-    for (int64_t i = 0; i < n; ++i) py[i] = relu_value<T>(px[i]);
+    parallel_for(0, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) py[i] = relu_value<T>(px[i]);
+    });
   });
 }
 
@@ -26,7 +29,9 @@ void gelu_cpu(const void* x, void* y, int64_t n, DType dtype, GeluApproximation 
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
-    for (int64_t i = 0; i < n; ++i) py[i] = gelu_value<T>(px[i], approx);
+    parallel_for(0, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) py[i] = gelu_value<T>(px[i], approx);
+    });
   });
 }
 
@@ -36,7 +41,9 @@ void relu_backward_cpu(const void* dy, const void* y, void* dx, int64_t n, DType
     const T* pdy = static_cast<const T*>(dy);
     const T* py = static_cast<const T*>(y);
     T* pdx = static_cast<T*>(dx);
-    for (int64_t i = 0; i < n; ++i) pdx[i] = relu_grad<T>(pdy[i], py[i]);
+    parallel_for(0, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) pdx[i] = relu_grad<T>(pdy[i], py[i]);
+    });
   });
 }
 
@@ -46,7 +53,9 @@ void gelu_backward_cpu(const void* dy, const void* x, void* dx, int64_t n, DType
     const T* pdy = static_cast<const T*>(dy);
     const T* px = static_cast<const T*>(x);
     T* pdx = static_cast<T*>(dx);
-    for (int64_t i = 0; i < n; ++i) pdx[i] = gelu_grad<T>(pdy[i], px[i], approx);
+    parallel_for(0, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) pdx[i] = gelu_grad<T>(pdy[i], px[i], approx);
+    });
   });
 }
 

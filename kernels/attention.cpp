@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
 #include <algorithm>
@@ -31,8 +32,10 @@ void attention_forward_cpu(const void* q, const void* k, const void* v, void* ou
   dispatch_cpu_floating(dtype, "scaled_dot_product_attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t tq = shape.query_len, tk = shape.key_len, dh = shape.head_dim;
+    // Threads take whole (batch, head) pairs, each with its own scratch rows.
+    parallel_for(0, shape.batch_heads, rows_grain(2 * tq * tk * dh), [&](int64_t bh_begin, int64_t bh_end) {
     std::vector<double> scores(static_cast<size_t>(tk)), acc(static_cast<size_t>(dh));
-    for (int64_t bh = 0; bh < shape.batch_heads; ++bh) {
+    for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
       const T* qb = static_cast<const T*>(q) + bh * tq * dh;
       const T* kb = static_cast<const T*>(k) + bh * tk * dh;
       const T* vb = static_cast<const T*>(v) + bh * tk * dh;
@@ -56,6 +59,7 @@ void attention_forward_cpu(const void* q, const void* k, const void* v, void* ou
         static_cast<T*>(logsumexp)[bh * tq + i] = T(lse);
       }
     }
+    });
   });
 }
 
@@ -65,8 +69,9 @@ void attention_backward_cpu(const void* dout, const void* q, const void* k, cons
   dispatch_cpu_floating(dtype, "scaled_dot_product_attention backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t tq = shape.query_len, tk = shape.key_len, dh = shape.head_dim;
+    parallel_for(0, shape.batch_heads, rows_grain(4 * tq * tk * dh), [&](int64_t bh_begin, int64_t bh_end) {
     std::vector<double> gq(size_t(tq * dh)), gk(size_t(tk * dh)), gv(size_t(tk * dh));
-    for (int64_t bh = 0; bh < shape.batch_heads; ++bh) {
+    for (int64_t bh = bh_begin; bh < bh_end; ++bh) {
       const T* qb = static_cast<const T*>(q) + bh * tq * dh;
       const T* kb = static_cast<const T*>(k) + bh * tk * dh;
       const T* vb = static_cast<const T*>(v) + bh * tk * dh;
@@ -98,6 +103,7 @@ void attention_backward_cpu(const void* dout, const void* q, const void* k, cons
         static_cast<T*>(dv)[bh * tk * dh + e] = T(gv[size_t(e)]);
       }
     }
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
 #include <cmath>
@@ -10,6 +11,8 @@
 namespace ffr {
 
 // ---- CPU reference: every sum in double ----
+// Channels are independent, so threads take whole channels (or (n, c) planes): each channel's
+// sums run in the same order as on one thread, and the results do not depend on the threads.
 
 namespace {
 
@@ -26,7 +29,8 @@ void batch_norm_batch_stats_cpu(const void* x, DType x_dtype, const BatchNormSha
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     const double count = double(s.per_channel());
-    for (int64_t c = 0; c < s.channels; ++c) {
+    parallel_for(0, s.channels, rows_grain(s.per_channel()), [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
       double sum = 0.0;
       for (int64_t n = 0; n < s.batch; ++n)
         for (int64_t i = 0; i < s.spatial; ++i) sum += double(px[offset(s, n, c, i)]);
@@ -49,6 +53,7 @@ void batch_norm_batch_stats_cpu(const void* x, DType x_dtype, const BatchNormSha
         r = T((1.0 - momentum) * double(r) + momentum * squares / (count - 1.0));
       }
     }
+    });
   });
 }
 
@@ -73,8 +78,9 @@ void batch_norm_normalize_cpu(const void* x, DType x_dtype, const BatchNormShape
     const T* pw = static_cast<const T*>(weight);
     const T* pb = static_cast<const T*>(bias);
     T* py = static_cast<T*>(y);
-    for (int64_t n = 0; n < s.batch; ++n)
-      for (int64_t c = 0; c < s.channels; ++c) {
+    parallel_for(0, s.batch * s.channels, rows_grain(s.spatial), [&](int64_t plane_begin, int64_t plane_end) {
+      for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
+        const int64_t n = plane / s.channels, c = plane % s.channels;
         const double scale = double(ps[c]) * (pw ? double(pw[c]) : 1.0);
         const double shift = pb ? double(pb[c]) : 0.0;
         for (int64_t i = 0; i < s.spatial; ++i) {
@@ -82,6 +88,7 @@ void batch_norm_normalize_cpu(const void* x, DType x_dtype, const BatchNormShape
           py[o] = T((double(px[o]) - double(pm[c])) * scale + shift);
         }
       }
+    });
   });
 }
 
@@ -94,7 +101,8 @@ void batch_norm_backward_cpu(const void* dy, const void* x, DType x_dtype, const
     const T* px = static_cast<const T*>(x);
     const T* pw = static_cast<const T*>(weight);
     const double count = double(s.per_channel());
-    for (int64_t c = 0; c < s.channels; ++c) {
+    parallel_for(0, s.channels, rows_grain(2 * s.per_channel()), [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
       const double m = double(static_cast<const T*>(mean)[c]);
       const double is = double(static_cast<const T*>(invstd)[c]);
       double sum_dy = 0.0, sum_dy_xhat = 0.0;
@@ -117,6 +125,7 @@ void batch_norm_backward_cpu(const void* dy, const void* x, DType x_dtype, const
           static_cast<T*>(dx)[o] = T(scale * (double(pdy[o]) - mean_dy - xhat * mean_dy_xhat));
         }
     }
+    });
   });
 }
 

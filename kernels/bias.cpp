@@ -3,9 +3,11 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace ffr {
@@ -18,9 +20,11 @@ void bias_add_cpu(const void* x, const void* bias, void* y, int64_t rows, int64_
     const T* px = static_cast<const T*>(x);
     const T* pb = static_cast<const T*>(bias);
     T* py = static_cast<T*>(y);
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < columns; ++c) py[r * columns + c] = T(double(px[r * columns + c]) + double(pb[c]));
-    }
+    parallel_for(0, rows, rows_grain(columns), [&](int64_t r_begin, int64_t r_end) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        for (int64_t c = 0; c < columns; ++c) py[r * columns + c] = T(double(px[r * columns + c]) + double(pb[c]));
+      }
+    });
   });
 }
 
@@ -28,12 +32,23 @@ void column_sum_cpu(const void* x, void* out, int64_t rows, int64_t columns, DTy
   dispatch_cpu_floating(dtype, "column_sum", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
-    std::vector<double> acc(size_t(columns), 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < columns; ++c) acc[size_t(c)] += double(px[r * columns + c]);
-    }
     T* po = static_cast<T*>(out);
-    for (int64_t c = 0; c < columns; ++c) po[c] = T(acc[size_t(c)]);
+    // Threads take blocks of columns and add the rows in order, as one thread would: the same
+    // bits on any thread count.
+    constexpr int64_t kBlock = 64;
+    const int64_t blocks = (columns + kBlock - 1) / kBlock;
+    parallel_for(0, blocks, rows_grain(rows * kBlock), [&](int64_t b_begin, int64_t b_end) {
+      double acc[kBlock];
+      for (int64_t block = b_begin; block < b_end; ++block) {
+        const int64_t c0 = block * kBlock, width = std::min(kBlock, columns - c0);
+        for (int64_t j = 0; j < width; ++j) acc[j] = 0.0;
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* xr = px + r * columns + c0;
+          for (int64_t j = 0; j < width; ++j) acc[j] += double(xr[j]);
+        }
+        for (int64_t j = 0; j < width; ++j) po[c0 + j] = T(acc[j]);
+      }
+    });
   });
 }
 

@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "engine/settings.h"
 #include "kernels/bfloat16_compute.h"
 #include "kernels/dispatch.h"
@@ -91,51 +92,57 @@ GemmSizes gemm_sizes(const Conv2dGeometry& g) {
   return s;
 }
 
+// Threads take whole col rows (one (c, kh, kw) each): every row is written by one thread.
 template <typename T>
 void im2col(const T* x, T* col, const Conv2dGeometry& g) {
   const int64_t H = g.in_height, W = g.in_width, Ho = g.out_height, Wo = g.out_width;
-  T* row = col;
-  for (int64_t c = 0; c < g.in_channels_per_group(); ++c) {
-    const T* plane = x + c * H * W;
-    for (int64_t kh = 0; kh < g.kernel_height; ++kh) {
-      for (int64_t kw = 0; kw < g.kernel_width; ++kw, row += Ho * Wo) {
-        for (int64_t oh = 0; oh < Ho; ++oh) {
-          const int64_t ih = oh * g.stride_height - g.pad_height + kh * g.dilation_height;
-          T* out = row + oh * Wo;
-          if (ih < 0 || ih >= H) {
-            std::fill(out, out + Wo, T(0));
-            continue;
-          }
-          for (int64_t ow = 0; ow < Wo; ++ow) {
-            const int64_t iw = ow * g.stride_width - g.pad_width + kw * g.dilation_width;
-            out[ow] = (iw >= 0 && iw < W) ? plane[ih * W + iw] : T(0);
-          }
+  const int64_t KH = g.kernel_height, KW = g.kernel_width;
+  parallel_for(0, g.in_channels_per_group() * KH * KW, rows_grain(Ho * Wo), [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      const int64_t c = r / (KH * KW), kh = (r / KW) % KH, kw = r % KW;
+      const T* plane = x + c * H * W;
+      T* row = col + r * Ho * Wo;
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        const int64_t ih = oh * g.stride_height - g.pad_height + kh * g.dilation_height;
+        T* out = row + oh * Wo;
+        if (ih < 0 || ih >= H) {
+          std::fill(out, out + Wo, T(0));
+          continue;
+        }
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t iw = ow * g.stride_width - g.pad_width + kw * g.dilation_width;
+          out[ow] = (iw >= 0 && iw < W) ? plane[ih * W + iw] : T(0);
         }
       }
     }
-  }
+  });
 }
 
 // The adjoint of im2col: adds every col entry back to the input position it was read from.
+// Threads take whole input channels (a channel's plane gets only its own rows), and add a
+// channel's rows in (kh, kw) order, as one thread would: the same bits on any thread count.
 template <typename T>
 void col2im_add(const T* col, T* x, const Conv2dGeometry& g) {
   const int64_t H = g.in_height, W = g.in_width, Ho = g.out_height, Wo = g.out_width;
-  const T* row = col;
-  for (int64_t c = 0; c < g.in_channels_per_group(); ++c) {
-    T* plane = x + c * H * W;
-    for (int64_t kh = 0; kh < g.kernel_height; ++kh) {
-      for (int64_t kw = 0; kw < g.kernel_width; ++kw, row += Ho * Wo) {
-        for (int64_t oh = 0; oh < Ho; ++oh) {
-          const int64_t ih = oh * g.stride_height - g.pad_height + kh * g.dilation_height;
-          if (ih < 0 || ih >= H) continue;
-          for (int64_t ow = 0; ow < Wo; ++ow) {
-            const int64_t iw = ow * g.stride_width - g.pad_width + kw * g.dilation_width;
-            if (iw >= 0 && iw < W) plane[ih * W + iw] += row[oh * Wo + ow];
+  const int64_t KH = g.kernel_height, KW = g.kernel_width;
+  parallel_for(0, g.in_channels_per_group(), rows_grain(KH * KW * Ho * Wo), [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      T* plane = x + c * H * W;
+      const T* row = col + c * KH * KW * Ho * Wo;
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        for (int64_t kw = 0; kw < KW; ++kw, row += Ho * Wo) {
+          for (int64_t oh = 0; oh < Ho; ++oh) {
+            const int64_t ih = oh * g.stride_height - g.pad_height + kh * g.dilation_height;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t ow = 0; ow < Wo; ++ow) {
+              const int64_t iw = ow * g.stride_width - g.pad_width + kw * g.dilation_width;
+              if (iw >= 0 && iw < W) plane[ih * W + iw] += row[oh * Wo + ow];
+            }
           }
         }
       }
     }
-  }
+  });
 }
 
 // Scratch for one (image, group) col matrix, from the CPU allocator.

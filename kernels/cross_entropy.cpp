@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/reduce.h"
 
@@ -26,7 +27,8 @@ void cross_entropy_forward_cpu(const void* logits, const void* labels, void* los
       const T* px = static_cast<const T*>(logits);
       T* ploss = static_cast<T*>(loss);
       T* plse = static_cast<T*>(lse);
-      for (int64_t i = 0; i < n; ++i) {
+      parallel_for(0, n, rows_grain(2 * c), [&](int64_t i_begin, int64_t i_end) {
+      for (int64_t i = i_begin; i < i_end; ++i) {
         const T* row = px + i * c;
         double max = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < c; ++j) max = std::fmax(max, double(row[j]));
@@ -37,6 +39,7 @@ void cross_entropy_forward_cpu(const void* logits, const void* labels, void* los
         // (max - target) + log_sum keeps the digits of a small loss (a confident right answer).
         ploss[i] = T((max - double(row[pl[i]])) + log_sum);
       }
+      });
     });
   });
 }
@@ -53,7 +56,8 @@ void cross_entropy_backward_cpu(const void* logits, const void* labels, const vo
       const T* plse = static_cast<const T*>(lse);
       const T* pg = static_cast<const T*>(grad_loss);
       T* pdx = static_cast<T*>(grad_logits);
-      for (int64_t i = 0; i < n; ++i) {
+      parallel_for(0, n, rows_grain(c), [&](int64_t i_begin, int64_t i_end) {
+      for (int64_t i = i_begin; i < i_end; ++i) {
         const double g = double(pg[i * grad_stride]) * scale;
         const double row_lse = double(plse[i]);
         const int64_t label = int64_t(pl[i]);
@@ -62,6 +66,7 @@ void cross_entropy_backward_cpu(const void* logits, const void* labels, const vo
           pdx[i * c + j] = T((p - (j == label ? 1.0 : 0.0)) * g);
         }
       }
+      });
     });
   });
 }

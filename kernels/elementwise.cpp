@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise_ops.h"
 #include "kernels/reduce.h"
@@ -18,15 +19,26 @@ void binary_cpu(BinaryOp op, const void* a, const void* b, void* out, int64_t n,
     const T* pa = static_cast<const T*>(a);
     const T* pb = static_cast<const T*>(b);
     T* po = static_cast<T*>(out);
-    if (same_shape) {
-      for (int64_t i = 0; i < n; ++i) po[i] = apply_binary<T>(op, pa[i], pb[i]);
+    if (same_shape || idx.ndim == 0) {
+      parallel_for(0, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) po[i] = apply_binary<T>(op, pa[i], pb[i]);
+      });
       return;
     }
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t ia, ib;
-      idx.offsets(i, ia, ib);
-      po[i] = apply_binary<T>(op, pa[ia], pb[ib]);
-    }
+    // Row by row along the last dimension: the broadcast offsets are worked out once per row,
+    // then stepped by the inputs' last strides (0 where an input is stretched).
+    const int64_t inner = idx.sizes[idx.ndim - 1];
+    if (inner == 0) return;
+    const int64_t rows = n / inner;
+    const int64_t sa = idx.a_strides[idx.ndim - 1], sb = idx.b_strides[idx.ndim - 1];
+    parallel_for(0, rows, rows_grain(inner), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        int64_t ia, ib;
+        idx.offsets(r * inner, ia, ib);
+        T* row = po + r * inner;
+        for (int64_t j = 0; j < inner; ++j) row[j] = apply_binary<T>(op, pa[ia + j * sa], pb[ib + j * sb]);
+      }
+    });
   });
 }
 
@@ -36,7 +48,9 @@ void unary_cpu(UnaryOp op, const void* x, void* out, int64_t n, DType dtype, dou
     const T* px = static_cast<const T*>(x);
     T* po = static_cast<T*>(out);
     const T s = T(scalar);
-    for (int64_t i = 0; i < n; ++i) po[i] = apply_unary<T>(op, px[i], s);
+    parallel_for(0, n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) po[i] = apply_unary<T>(op, px[i], s);
+    });
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
 #include <algorithm>
@@ -35,14 +36,17 @@ void fused_adam_cpu(const AdamChunk* chunks, int64_t num_chunks, DType dtype,
   dispatch_cpu_floating(dtype, "fused_adam", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const AdamStepCoefficients<T> c = cast_coefficients<T>(coefficients);
-    for (int64_t k = 0; k < num_chunks; ++k) {
-      const AdamChunk& chunk = chunks[k];
-      T* p = static_cast<T*>(chunk.param);
-      const T* g = static_cast<const T*>(chunk.grad);
-      T* m = static_cast<T*>(chunk.exp_avg);
-      T* v = static_cast<T*>(chunk.exp_avg_sq);
-      for (int64_t i = 0; i < chunk.numel; ++i) adam_update_element<T>(p[i], g[i], m[i], v[i], c);
-    }
+    // Chunks are at most kAdamChunkElements long and touch disjoint elements: threads take whole chunks.
+    parallel_for(0, num_chunks, 1, [&](int64_t k_begin, int64_t k_end) {
+      for (int64_t k = k_begin; k < k_end; ++k) {
+        const AdamChunk& chunk = chunks[k];
+        T* p = static_cast<T*>(chunk.param);
+        const T* g = static_cast<const T*>(chunk.grad);
+        T* m = static_cast<T*>(chunk.exp_avg);
+        T* v = static_cast<T*>(chunk.exp_avg_sq);
+        for (int64_t i = 0; i < chunk.numel; ++i) adam_update_element<T>(p[i], g[i], m[i], v[i], c);
+      }
+    });
   });
 }
 
@@ -91,8 +95,8 @@ FusedAdamPlan::FusedAdamPlan(const std::vector<AdamTensors>& tensors) : key_(key
   device_ = tensors.front().param.device();
   dtype_ = tensors.front().param.dtype();
   const size_t element = dtype_size(dtype_);
-  // The CPU loop needs no chunking; on the GPU a chunk is one block's work.
-  const int64_t chunk_elements = device_.is_cuda() ? kAdamChunkElements : INT64_MAX;
+  // On the GPU a chunk is one block's work; on the CPU, the unit the threads share out.
+  const int64_t chunk_elements = kAdamChunkElements;
   for (const AdamTensors& t : tensors) {
     const int64_t n = t.param.numel();
     numel_ += n;

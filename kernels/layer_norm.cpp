@@ -3,8 +3,10 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -20,7 +22,8 @@ void layer_norm_forward_cpu(const void* x, const void* weight, const void* bias,
     const T* pw = static_cast<const T*>(weight);
     const T* pb = static_cast<const T*>(bias);
     T* py = static_cast<T*>(y);
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel_for(0, rows, rows_grain(3 * cols), [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
       const T* xr = px + r * cols;
       double s = 0.0;
       for (int64_t c = 0; c < cols; ++c) s += double(xr[c]);
@@ -38,6 +41,7 @@ void layer_norm_forward_cpu(const void* x, const void* weight, const void* bias,
       static_cast<T*>(mean)[r] = T(m);
       static_cast<T*>(rstd)[r] = T(rs);
     }
+    });
   });
 }
 
@@ -52,33 +56,54 @@ void layer_norm_backward_cpu(const void* dy, const void* x, const void* weight, 
     const T* pw = static_cast<const T*>(weight);
     const T* pm = static_cast<const T*>(mean);
     const T* prs = static_cast<const T*>(rstd);
-    std::vector<double> sum_w(dweight ? size_t(cols) : 0, 0.0), sum_b(dbias ? size_t(cols) : 0, 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* dyr = pdy + r * cols;
-      const T* xr = px + r * cols;
-      const double m = double(pm[r]), rs = double(prs[r]);
-      double sum_g = 0.0, sum_g_xhat = 0.0;
-      for (int64_t c = 0; c < cols; ++c) {
-        const double xhat = (double(xr[c]) - m) * rs;
-        const double g = double(dyr[c]) * (pw ? double(pw[c]) : 1.0);
-        sum_g += g;
-        sum_g_xhat += g * xhat;
-        if (dweight) sum_w[size_t(c)] += double(dyr[c]) * xhat;
-        if (dbias) sum_b[size_t(c)] += double(dyr[c]);
-      }
-      if (!dx) continue;
-      const double mean_g = sum_g / double(cols), mean_g_xhat = sum_g_xhat / double(cols);
-      T* dxr = static_cast<T*>(dx) + r * cols;
-      for (int64_t c = 0; c < cols; ++c) {
-        const double xhat = (double(xr[c]) - m) * rs;
-        const double g = double(dyr[c]) * (pw ? double(pw[c]) : 1.0);
-        dxr[c] = T(rs * (g - mean_g - xhat * mean_g_xhat));
-      }
+    // dx: threads take whole rows. dweight, dbias: sums over rows, so threads take blocks of
+    // columns and add the rows in order, as one thread would (the same bits on any thread count).
+    if (dx) {
+      parallel_for(0, rows, rows_grain(4 * cols), [&](int64_t r_begin, int64_t r_end) {
+        for (int64_t r = r_begin; r < r_end; ++r) {
+          const T* dyr = pdy + r * cols;
+          const T* xr = px + r * cols;
+          const double m = double(pm[r]), rs = double(prs[r]);
+          double sum_g = 0.0, sum_g_xhat = 0.0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double xhat = (double(xr[c]) - m) * rs;
+            const double g = double(dyr[c]) * (pw ? double(pw[c]) : 1.0);
+            sum_g += g;
+            sum_g_xhat += g * xhat;
+          }
+          const double mean_g = sum_g / double(cols), mean_g_xhat = sum_g_xhat / double(cols);
+          T* dxr = static_cast<T*>(dx) + r * cols;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double xhat = (double(xr[c]) - m) * rs;
+            const double g = double(dyr[c]) * (pw ? double(pw[c]) : 1.0);
+            dxr[c] = T(rs * (g - mean_g - xhat * mean_g_xhat));
+          }
+        }
+      });
     }
-    for (int64_t c = 0; c < cols; ++c) {
-      if (dweight) static_cast<T*>(dweight)[c] = T(sum_w[size_t(c)]);
-      if (dbias) static_cast<T*>(dbias)[c] = T(sum_b[size_t(c)]);
-    }
+    if (!dweight && !dbias) return;
+    constexpr int64_t kBlock = 64;  // columns per block: a cache line or more of each row
+    const int64_t blocks = (cols + kBlock - 1) / kBlock;
+    parallel_for(0, blocks, rows_grain(2 * rows * kBlock), [&](int64_t b_begin, int64_t b_end) {
+      double sum_w[kBlock], sum_b[kBlock];
+      for (int64_t block = b_begin; block < b_end; ++block) {
+        const int64_t c0 = block * kBlock, width = std::min(kBlock, cols - c0);
+        for (int64_t j = 0; j < width; ++j) sum_w[j] = sum_b[j] = 0.0;
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* dyr = pdy + r * cols + c0;
+          const T* xr = px + r * cols + c0;
+          const double m = double(pm[r]), rs = double(prs[r]);
+          for (int64_t j = 0; j < width; ++j) {
+            sum_w[j] += double(dyr[j]) * ((double(xr[j]) - m) * rs);
+            sum_b[j] += double(dyr[j]);
+          }
+        }
+        for (int64_t j = 0; j < width; ++j) {
+          if (dweight) static_cast<T*>(dweight)[c0 + j] = T(sum_w[j]);
+          if (dbias) static_cast<T*>(dbias)[c0 + j] = T(sum_b[j]);
+        }
+      }
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
 #include <cstring>
@@ -58,23 +59,32 @@ void permute_cpu(const void* in, void* out, DType dtype, const PermuteIndexer& i
     const T* pin = static_cast<const T*>(in);
     T* pout = static_cast<T*>(out);
     // Walk the output in order: a tight loop over the innermost dimension, and an odometer over
-    // the others that keeps the input offset up to date without divisions.
+    // the others that keeps the input offset up to date without divisions. Threads take runs of
+    // rows; each sets its odometer once, from its first row.
     const int last = idx.ndim - 1;
     const int64_t inner = idx.out_sizes[last], inner_stride = idx.in_strides[last];
-    int64_t counter[kMaxPermuteDims] = {};
-    int64_t offset = 0;
-    for (int64_t i = 0; i < idx.numel; i += inner) {
-      const T* src = pin + offset;
-      for (int64_t k = 0; k < inner; ++k) pout[i + k] = src[k * inner_stride];
-      for (int d = last - 1; d >= 0; --d) {
-        if (++counter[d] < idx.out_sizes[d]) {
-          offset += idx.in_strides[d];
-          break;
-        }
-        counter[d] = 0;
-        offset -= idx.in_strides[d] * (idx.out_sizes[d] - 1);
+    parallel_for(0, idx.numel / inner, rows_grain(inner), [&](int64_t row_begin, int64_t row_end) {
+      int64_t counter[kMaxPermuteDims] = {};
+      int64_t offset = 0;
+      for (int64_t d = last - 1, rest = row_begin; d >= 0; --d) {
+        counter[d] = rest % idx.out_sizes[d];
+        rest /= idx.out_sizes[d];
+        offset += counter[d] * idx.in_strides[d];
       }
-    }
+      for (int64_t row = row_begin; row < row_end; ++row) {
+        const T* src = pin + offset;
+        T* dst = pout + row * inner;
+        for (int64_t k = 0; k < inner; ++k) dst[k] = src[k * inner_stride];
+        for (int d = last - 1; d >= 0; --d) {
+          if (++counter[d] < idx.out_sizes[d]) {
+            offset += idx.in_strides[d];
+            break;
+          }
+          counter[d] = 0;
+          offset -= idx.in_strides[d] * (idx.out_sizes[d] - 1);
+        }
+      }
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
 #include <cmath>
@@ -42,12 +43,14 @@ Pool2dGeometry pool2d_geometry(const Shape& x_shape, std::array<int64_t, 2> kern
 }
 
 // ---- CPU reference ----
+// Threads take whole (n, c) planes: a plane's windows, and its gradient scatter, stay on one thread.
 
 void max_pool2d_forward_cpu(const void* x, void* y, int32_t* indices, DType dtype, const Pool2dGeometry& g) {
   dispatch_cpu_floating(dtype, "max_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
-    for (int64_t p = 0; p < g.planes(); ++p) {
+    parallel_for(0, g.planes(), rows_grain(in_plane), [&](int64_t p_begin, int64_t p_end) {
+    for (int64_t p = p_begin; p < p_end; ++p) {
       const T* xp = static_cast<const T*>(x) + p * in_plane;
       for (int64_t oh = 0; oh < g.out_height; ++oh) {
         const PoolWindow wh = pool_window(oh, g.stride_height, g.pad_height, g.kernel_height, g.in_height);
@@ -69,6 +72,7 @@ void max_pool2d_forward_cpu(const void* x, void* y, int32_t* indices, DType dtyp
         }
       }
     }
+    });
   });
 }
 
@@ -76,10 +80,13 @@ void max_pool2d_backward_cpu(const void* dy, const int32_t* indices, void* dx, D
   dispatch_cpu_floating(dtype, "max_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
-    std::memset(dx, 0, size_t(g.planes() * in_plane) * sizeof(T));
-    for (int64_t p = 0; p < g.planes(); ++p)
-      for (int64_t o = 0; o < out_plane; ++o)
-        static_cast<T*>(dx)[p * in_plane + indices[p * out_plane + o]] += static_cast<const T*>(dy)[p * out_plane + o];
+    parallel_for(0, g.planes(), rows_grain(in_plane), [&](int64_t p_begin, int64_t p_end) {
+      std::memset(static_cast<T*>(dx) + p_begin * in_plane, 0, size_t((p_end - p_begin) * in_plane) * sizeof(T));
+      for (int64_t p = p_begin; p < p_end; ++p)
+        for (int64_t o = 0; o < out_plane; ++o)
+          static_cast<T*>(dx)[p * in_plane + indices[p * out_plane + o]] +=
+              static_cast<const T*>(dy)[p * out_plane + o];
+    });
   });
 }
 
@@ -87,7 +94,8 @@ void avg_pool2d_forward_cpu(const void* x, void* y, DType dtype, const Pool2dGeo
   dispatch_cpu_floating(dtype, "avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
-    for (int64_t p = 0; p < g.planes(); ++p) {
+    parallel_for(0, g.planes(), rows_grain(in_plane), [&](int64_t p_begin, int64_t p_end) {
+    for (int64_t p = p_begin; p < p_end; ++p) {
       const T* xp = static_cast<const T*>(x) + p * in_plane;
       for (int64_t oh = 0; oh < g.out_height; ++oh) {
         const PoolWindow wh = pool_window(oh, g.stride_height, g.pad_height, g.kernel_height, g.in_height);
@@ -101,6 +109,7 @@ void avg_pool2d_forward_cpu(const void* x, void* y, DType dtype, const Pool2dGeo
         }
       }
     }
+    });
   });
 }
 
@@ -108,8 +117,9 @@ void avg_pool2d_backward_cpu(const void* dy, void* dx, DType dtype, const Pool2d
   dispatch_cpu_floating(dtype, "avg_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
-    std::memset(dx, 0, size_t(g.planes() * in_plane) * sizeof(T));
-    for (int64_t p = 0; p < g.planes(); ++p) {
+    parallel_for(0, g.planes(), rows_grain(in_plane), [&](int64_t p_begin, int64_t p_end) {
+    std::memset(static_cast<T*>(dx) + p_begin * in_plane, 0, size_t((p_end - p_begin) * in_plane) * sizeof(T));
+    for (int64_t p = p_begin; p < p_end; ++p) {
       T* dxp = static_cast<T*>(dx) + p * in_plane;
       for (int64_t oh = 0; oh < g.out_height; ++oh) {
         const PoolWindow wh = pool_window(oh, g.stride_height, g.pad_height, g.kernel_height, g.in_height);
@@ -122,29 +132,34 @@ void avg_pool2d_backward_cpu(const void* dy, void* dx, DType dtype, const Pool2d
         }
       }
     }
+    });
   });
 }
 
 void global_avg_pool2d_forward_cpu(const void* x, void* y, DType dtype, int64_t rows, int64_t spatial) {
   dispatch_cpu_floating(dtype, "global_avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* xr = static_cast<const T*>(x) + r * spatial;
-      double sum = 0.0;
-      for (int64_t i = 0; i < spatial; ++i) sum += double(xr[i]);
-      static_cast<T*>(y)[r] = T(sum / double(spatial));
-    }
+    parallel_for(0, rows, rows_grain(spatial), [&](int64_t r_begin, int64_t r_end) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        const T* xr = static_cast<const T*>(x) + r * spatial;
+        double sum = 0.0;
+        for (int64_t i = 0; i < spatial; ++i) sum += double(xr[i]);
+        static_cast<T*>(y)[r] = T(sum / double(spatial));
+      }
+    });
   });
 }
 
 void global_avg_pool2d_backward_cpu(const void* dy, void* dx, DType dtype, int64_t rows, int64_t spatial) {
   dispatch_cpu_floating(dtype, "global_avg_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    for (int64_t r = 0; r < rows; ++r) {
-      const T share = static_cast<const T*>(dy)[r] / T(spatial);
-      T* dxr = static_cast<T*>(dx) + r * spatial;
-      for (int64_t i = 0; i < spatial; ++i) dxr[i] = share;
-    }
+    parallel_for(0, rows, rows_grain(spatial), [&](int64_t r_begin, int64_t r_end) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        const T share = static_cast<const T*>(dy)[r] / T(spatial);
+        T* dxr = static_cast<T*>(dx) + r * spatial;
+        for (int64_t i = 0; i < spatial; ++i) dxr[i] = share;
+      }
+    });
   });
 }
 

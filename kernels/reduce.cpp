@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 
@@ -10,15 +11,37 @@
 
 namespace ffr {
 
+namespace {
+constexpr int64_t kReduceChunk = 32768;
+}  // namespace
+
 void reduce_sum_cpu(const void* in, void* out, DType dtype, const ReduceIndexer& idx, double scale) {
   dispatch_cpu_floating(dtype, "sum", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pin = static_cast<const T*>(in);
     T* pout = static_cast<T*>(out);
+    // double accumulation: the reference should be the accurate side.
+    if (idx.outputs >= 4 || idx.reduced < 2 * kReduceChunk) {
+      // Threads take whole outputs; each output's sum runs in order.
+      parallel_for(0, idx.outputs, rows_grain(idx.reduced), [&](int64_t o_begin, int64_t o_end) {
+        for (int64_t o = o_begin; o < o_end; ++o) {
+          const int64_t base = idx.base(o);
+          double acc = 0.0;
+          for (int64_t r = 0; r < idx.reduced; ++r) acc += double(pin[base + idx.inner(r)]);
+          pout[o] = T(acc * scale);
+        }
+      });
+      return;
+    }
+    // A few long sums (a loss, a norm): fixed chunks of kReduceChunk added in chunk order, so the
+    // bits do not depend on the thread count.
     for (int64_t o = 0; o < idx.outputs; ++o) {
       const int64_t base = idx.base(o);
-      double acc = 0.0;  // double accumulation: the reference should be the accurate side
-      for (int64_t r = 0; r < idx.reduced; ++r) acc += double(pin[base + idx.inner(r)]);
+      const double acc = parallel_sum<double>(0, idx.reduced, kReduceChunk, [&](int64_t r_begin, int64_t r_end) {
+        double partial = 0.0;
+        for (int64_t r = r_begin; r < r_end; ++r) partial += double(pin[base + idx.inner(r)]);
+        return partial;
+      });
       pout[o] = T(acc * scale);
     }
   });

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/parallel.h"
 #include "kernels/dispatch.h"
 
 #include <cmath>
@@ -11,14 +12,16 @@
 namespace ffr {
 
 // ---- CPU reference: max and sums in double (the reference should be the accurate side) ----
+// Threads take whole rows (one (outer, inner) position each): a row's sums keep their order.
 
 void softmax_forward_cpu(const void* x, void* y, DType dtype, int64_t outer, int64_t dim, int64_t inner, bool log) {
   dispatch_cpu_floating(dtype, log ? "log_softmax" : "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
-    for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t i = 0; i < inner; ++i) {
+    parallel_for(0, outer * inner, rows_grain(3 * dim), [&](int64_t r_begin, int64_t r_end) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        const int64_t o = r / inner, i = r % inner;
         const T* xr = px + o * dim * inner + i;
         T* yr = py + o * dim * inner + i;
         double max = -std::numeric_limits<double>::infinity();
@@ -31,7 +34,7 @@ void softmax_forward_cpu(const void* x, void* y, DType dtype, int64_t outer, int
           yr[d * inner] = T(log ? shifted - log_sum : std::exp(shifted) / sum);
         }
       }
-    }
+    });
   });
 }
 
@@ -42,8 +45,9 @@ void softmax_backward_cpu(const void* y, const void* dy, void* dx, DType dtype, 
     const T* py = static_cast<const T*>(y);
     const T* pdy = static_cast<const T*>(dy);
     T* pdx = static_cast<T*>(dx);
-    for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t i = 0; i < inner; ++i) {
+    parallel_for(0, outer * inner, rows_grain(2 * dim), [&](int64_t r_begin, int64_t r_end) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        const int64_t o = r / inner, i = r % inner;
         const int64_t base = o * dim * inner + i;
         double dot = 0.0;  // softmax: sum(dy * y); log_softmax: sum(dy)
         for (int64_t d = 0; d < dim; ++d) {
@@ -56,7 +60,7 @@ void softmax_backward_cpu(const void* y, const void* dy, void* dx, DType dtype, 
           pdx[at] = T(log ? g - std::exp(yv) * dot : yv * (g - dot));
         }
       }
-    }
+    });
   });
 }
 

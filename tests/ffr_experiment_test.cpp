@@ -4,6 +4,7 @@
 #include "data/manifest.h"
 #include "engine/build_info.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/safetensors.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
@@ -221,8 +222,14 @@ TEST_F(FfrExperiment, DeterministicRunsGiveIdenticalResults) {
   c.deterministic = true;
   c.epochs = 2;
   c.loader_workers = 2;  // thread timing must not matter
+  // Same compute threads on both: OpenBLAS's float32 GEMM is not bit-identical across thread
+  // counts (our own kernels are: tests/parallel_test.cpp).
+  c.compute_threads = 2;
   const ExperimentResult a = run_experiment(c, (dir / "a").string());
   const ExperimentResult b = run_experiment(c, (dir / "b").string());
+  set_compute_threads(0);
+  EXPECT_EQ(a.compute_threads, 2);
+  EXPECT_EQ(b.compute_threads, 2);
   EXPECT_EQ(numbers_of(a), numbers_of(b));
   EXPECT_EQ(metrics_numbers(dir / "a" / kMetricsFile), metrics_numbers(dir / "b" / kMetricsFile));
   EXPECT_EQ(read_file(dir / "a" / kGroupsFile), read_file(dir / "b" / kGroupsFile));
@@ -316,6 +323,7 @@ TEST_F(FfrExperiment, CompletedRunIsReusedAndAnotherConfigurationRefused) {
   const ExperimentResult first = run_experiment(c, run_dir);
   const std::string before = read_file(dir / "run" / kResultFile);
   c.loader_workers = 3;  // does not change the experiment
+  c.compute_threads = 2;  // nor does this
   const ExperimentResult again = run_experiment(c, run_dir);
   EXPECT_EQ(read_file(dir / "run" / kResultFile), before) << "not rerun";
   EXPECT_EQ(numbers_of(again), numbers_of(first));
