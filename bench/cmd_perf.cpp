@@ -108,7 +108,7 @@ void setup_perf(CLI::App& sub) {
   auto o = std::make_shared<PerfOptions>();
   PerfConfig& c = o->config;
   sub.add_option("--model", c.model, "model name (ffr-bench models)")->required();
-  sub.add_option("--batch,--batch-size", c.batch_size, "images per step")->check(positive())->capture_default_str();
+  sub.add_option("--batch-size", c.batch_size, "images per step")->check(positive())->capture_default_str();
   sub.add_option("--image-size", c.image_size, "input side in pixels (0: the model's default)")
       ->check(non_negative())->capture_default_str();
   sub.add_option("--num-classes", c.num_classes, "classes of the head (ImageNet's 1000, as ffr-bench models)")

@@ -194,7 +194,7 @@ def run(cmd, what, env=None):
 
 
 def engine_cmd(a, c, api=False):
-    cmd = [a.bench, "perf", "--model", c["model"], "--batch", str(c["batch"]), "--image-size", str(c["size"]),
+    cmd = [a.bench, "perf", "--model", c["model"], "--batch-size", str(c["batch"]), "--image-size", str(c["size"]),
            "--num-classes", str(a.num_classes), "--device", a.device, "--precision", a.precision,
            "--threads", str(a.threads), "--steps", str(a.steps), "--warmup", str(a.warmup), "--json"]
     if c["mode"] == "inference":

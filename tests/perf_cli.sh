@@ -29,7 +29,7 @@ assert doc["peak_host_bytes"] > 0 and doc["peak_device_bytes"] == 0, doc
 PY
 }
 
-common=(perf --model resnet_tiny --batch 4 --image-size 16 --num-classes 10 --device cpu --steps 2 --warmup 1 --threads 1 --json)
+common=(perf --model resnet_tiny --batch-size 4 --image-size 16 --num-classes 10 --device cpu --steps 2 --warmup 1 --threads 1 --json)
 "$bench" "${common[@]}" >"$work/train.out" || fail "training perf exited $?"
 check_json "$work/train.out" train fp32 || fail "training JSON: $(tail -1 "$work/train.out")"
 "$bench" "${common[@]}" --inference --precision bf16 >"$work/infer.out" || fail "inference perf exited $?"
@@ -47,8 +47,7 @@ expect_error() {  # $1: text the message must hold; the rest: arguments
   grep -q -- "$want" "$work/bad.err" || fail "error for '$*' does not mention '$want': $(cat "$work/bad.err")"
 }
 expect_error "--precision" perf --model resnet_tiny --precision fp16
-expect_error "--batch" perf --model resnet_tiny --batch-size 0
-expect_error "--batch" perf --model resnet_tiny --batch 0
+expect_error "--batch-size" perf --model resnet_tiny --batch-size 0
 expect_error "--api" perf --model resnet_tiny --api --device cpu --steps 1 --warmup 0
 expect_error "--steps" perf --model resnet_tiny --steps 0
 expect_error "--device" perf --model resnet_tiny --device tpu
