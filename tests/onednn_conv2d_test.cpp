@@ -1,5 +1,5 @@
 // oneDNN's float32 convolutions (kernels/onednn/conv2d.h) against the float64 im2col reference
-// (kernels/conv2d.cpp), forward, backward-data and backward-weights, in both memory formats, and
+// (kernels/conv2d.cpp), forward, backward-data and backward-weights, in each memory format, and
 // through conv2d()'s CPU dispatch. Skipped (saying so) in a build without oneDNN.
 #include "kernels/conv2d.h"
 
@@ -70,8 +70,8 @@ TEST(OnednnConv2d, MatchesFloat64ReferenceInBothFormats) {
     conv2d_backward_input_cpu(o.dy.raw_data(), o.w.raw_data(), dx64.raw_data(), DType::Float64, g);
     conv2d_backward_weight_cpu(o.dy.raw_data(), o.x.raw_data(), dw64.raw_data(), DType::Float64, g);
     const Tensor x = o.x.to(DType::Float32), w = o.w.to(DType::Float32), dy = o.dy.to(DType::Float32);
-    for (onednn::ConvFormat format : {onednn::ConvFormat::Plain, onednn::ConvFormat::Blocked}) {
-      SCOPED_TRACE(std::string(c.name) + (format == onednn::ConvFormat::Plain ? " plain" : " blocked"));
+    for (onednn::ConvFormat format : {onednn::ConvFormat::Plain, onednn::ConvFormat::Blocked, onednn::ConvFormat::Mixed}) {
+      SCOPED_TRACE(std::string(c.name) + " format " + std::to_string(int(format)));
       Tensor y = Tensor::empty(g.output_shape()), dx = Tensor::empty(g.input_shape()),
              dw = Tensor::empty(g.weight_shape());
       onednn::conv2d_forward(x.data<float>(), w.data<float>(), y.data<float>(), g, format);
