@@ -58,7 +58,7 @@ Operands make_operands(const ConvCase& c, Rng& rng) {
   return o;
 }
 
-TEST(OnednnConv2d, MatchesFloat64ReferenceInBothFormats) {
+TEST(OnednnConv2d, MatchesFloat64ReferenceInEachFormat) {
   Rng rng(21);
   for (const ConvCase& c : kCases) {
     const Operands o = make_operands(c, rng);
@@ -112,7 +112,7 @@ TEST(OnednnConv2d, DispatchAndAutogradMatchFloat64) {
 
 #else
 
-TEST(OnednnConv2d, MatchesFloat64ReferenceInBothFormats) {
+TEST(OnednnConv2d, MatchesFloat64ReferenceInEachFormat) {
   GTEST_SKIP() << "built without oneDNN (FFR_ENABLE_ONEDNN=OFF or libdnnl-dev not found)";
 }
 

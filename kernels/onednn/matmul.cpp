@@ -4,7 +4,6 @@
 #include "kernels/onednn/context.h"
 
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,12 +13,23 @@ namespace {
 
 using dnnl::memory;
 
-bool enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("FFR_ONEDNN_MATMUL");
-    return v == nullptr || std::strcmp(v, "0") != 0;
+// Below this many multiply-adds (batch m n k) a GEMM stays on OpenBLAS, which runs such small
+// products on the calling thread: oneDNN parallelises them over its OpenMP threads, and on the
+// shared 2-core machine waking the second thread cost ~6 ms per call (ViT-B/32's attention bmm,
+// 192 x 50x50x64, took 6.5 ms on oneDNN with 2 threads against 1.0-1.4 ms on OpenBLAS; the
+// 800x768x768 projection 6.8 ms against 17.6 ms). FFR_ONEDNN_MATMUL_MIN_MACS overrides it (read
+// once; 0 sends every float32 GEMM to oneDNN, a huge value none).
+int64_t min_macs() {
+  static const int64_t value = [] {
+    const char* v = std::getenv("FFR_ONEDNN_MATMUL_MIN_MACS");
+    if (v == nullptr || *v == '\0') return int64_t(1) << 25;
+    char* end = nullptr;
+    const long long parsed = std::strtoll(v, &end, 10);
+    FFR_CHECK(end != v && *end == '\0' && parsed >= 0, "FFR_ONEDNN_MATMUL_MIN_MACS must be a count >= 0, got '", v,
+              "'");
+    return int64_t(parsed);
   }();
-  return on;
+  return value;
 }
 
 // op(x) [rows, cols] of a stored row-major matrix (stored transposed when `transposed`), in a
@@ -58,7 +68,10 @@ const Entry& cached_entry(const GemmProblem& p) {
 
 bool gemm_supported(const GemmProblem& p) {
   // c is written densely, one matrix after another; a and b may be shared (stride 0) or strided.
-  return enabled() && p.m > 0 && p.n > 0 && p.k > 0 && (p.batch == 1 || p.stride_c == p.m * p.n);
+  if (p.m <= 0 || p.n <= 0 || p.k <= 0 || (p.batch > 1 && p.stride_c != p.m * p.n)) return false;
+  // Overflow-safe: any factor alone at the threshold decides.
+  const double macs = double(p.batch) * double(p.m) * double(p.n) * double(p.k);
+  return macs >= double(min_macs());
 }
 
 void gemm(const GemmProblem& p, const float* a, const float* b, float* c) {

@@ -7,8 +7,9 @@
 
 namespace ffr::onednn {
 
-// Whether oneDNN runs this problem (ffr::gemm_cpu's float32 path asks): stride layouts it can
-// describe, and not switched off by FFR_ONEDNN_MATMUL=0 (read once, for A/B measurements).
+// Whether oneDNN runs this problem (the float32 CPU dispatch in kernels/matmul.cpp asks): a
+// dense output, and at least FFR_ONEDNN_MATMUL_MIN_MACS multiply-adds (default 2^25; smaller
+// products stay on OpenBLAS, see matmul.cpp).
 bool gemm_supported(const GemmProblem& p);
 
 void gemm(const GemmProblem& p, const float* a, const float* b, float* c);
