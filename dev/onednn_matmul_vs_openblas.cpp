@@ -3,7 +3,17 @@
 // the forward product and both backward ones of each Linear, and attention's batched products.
 // Build: g++ -O2 -std=c++17 dev/onednn_matmul_vs_openblas.cpp -I/usr/include/x86_64-linux-gnu/openblas-pthread \
 //          -ldnnl -lopenblas -o /tmp/onednn_matmul
-// Run:   OMP_NUM_THREADS=2 /tmp/onednn_matmul [reps]
+// Run:   OMP_NUM_THREADS=2 /tmp/onednn_matmul [reps]   (SKIP_BLAS=1: oneDNN alone)
+//
+// Measured (2-core AVX-512 AMD EPYC, shared, noisy), best of 3-5, ms, OpenBLAS (pthreads) vs oneDNN
+// (brg:avx512_core):
+//   1 thread each: Linear shapes ~1.6-2x faster on oneDNN (total 1200 vs 721), attention bmm
+//     1.0-1.4 vs 0.4-1.05;
+//   2 threads each: Linear shapes 2x faster (qkv fwd 39.6 vs 16.6, fc1 fwd 47.0 vs 23.0), but
+//     every small product (attention bmm 192 x 50x50x64, the 16x1000x768 head) costs oneDNN a
+//     6-8 ms floor (waking its second OpenMP thread on a busy core) against OpenBLAS's 1.0-1.4 ms
+//     single-threaded small path. Hence kernels/onednn/matmul.cpp's 2^25 multiply-add threshold;
+//     with it a ViT-B/32 training step (batch 16) took 5.75-5.82 s against 6.24-6.69 s without.
 #include <cblas.h>
 #include <dnnl.hpp>
 
@@ -63,7 +73,7 @@ int main(int argc, char** argv) {
     double best_blas = 1e30, best_dnnl = 1e30;
     for (int r = 0; r < reps + 1; ++r) {  // interleaved; the first round warms up
       double t0 = now_ms();
-      blas();
+      if (!getenv("SKIP_BLAS")) blas();
       double t1 = now_ms();
       dnn();
       double t2 = now_ms();
