@@ -11,6 +11,9 @@
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
+#ifdef FFR_WITH_ONEDNN
+#include "kernels/onednn/conv2d.h"
+#endif
 
 #include <cblas.h>
 
@@ -237,6 +240,21 @@ namespace {
 #endif
 using Conv2dLauncher = void (*)(const void*, const void*, void*, DType, const Conv2dGeometry&);
 
+// On the CPU, float32 runs on oneDNN where the build has it (kernels/onednn/conv2d.h); float64
+// (the gradient checks) stays on the im2col reference, which the oneDNN tests compare against.
+#ifdef FFR_WITH_ONEDNN
+#define FFR_CPU_LAUNCHER(reference, onednn_launcher)                                              \
+  [](const void* a, const void* b, void* out, DType dtype, const Conv2dGeometry& g) {            \
+    if (dtype == DType::Float32) {                                                                \
+      onednn_launcher(static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out), g); \
+    } else {                                                                                      \
+      reference(a, b, out, dtype, g);                                                             \
+    }                                                                                             \
+  }
+#else
+#define FFR_CPU_LAUNCHER(reference, onednn_launcher) reference
+#endif
+
 Tensor run_conv(const Tensor& a, const Tensor& b, const Shape& out_shape, const Conv2dGeometry& g,
                 Conv2dLauncher cpu, Conv2dLauncher cuda) {
   auto launch = [&](const Tensor& a_, const Tensor& b_, Tensor& out) {
@@ -268,7 +286,8 @@ Tensor conv2d_backward_input(const Tensor& grad_output, const Tensor& weight, co
             "conv2d_backward_input: shapes do not match the geometry");
   check_operand(weight, grad_output, "weight");
   if (shape_numel(g.input_shape()) == 0) return Tensor::empty(g.input_shape(), grad_output.dtype(), grad_output.device());
-  return run_conv(grad_output, weight, g.input_shape(), g, conv2d_backward_input_cpu,
+  return run_conv(grad_output, weight, g.input_shape(), g,
+                  FFR_CPU_LAUNCHER(conv2d_backward_input_cpu, onednn::conv2d_backward_input),
                   FFR_CUDA_LAUNCHER(conv2d_backward_input_cuda));
 }
 
@@ -283,7 +302,8 @@ Tensor conv2d_backward_weight(const Tensor& grad_output, const Tensor& x, const 
     dw.zero_();
     return dw;
   }
-  return run_conv(grad_output, x, g.weight_shape(), g, conv2d_backward_weight_cpu,
+  return run_conv(grad_output, x, g.weight_shape(), g,
+                  FFR_CPU_LAUNCHER(conv2d_backward_weight_cpu, onednn::conv2d_backward_weight),
                   FFR_CUDA_LAUNCHER(conv2d_backward_weight_cuda));
 }
 
@@ -300,7 +320,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dP
   Tensor y;
   FlopCounter::record(shape_numel(g.output_shape()) * g.in_channels_per_group() * g.kernel_height * g.kernel_width);
   if (shape_numel(g.output_shape()) > 0) {
-    y = run_conv(x, weight, g.output_shape(), g, conv2d_forward_cpu, FFR_CUDA_LAUNCHER(conv2d_forward_cuda));
+    y = run_conv(x, weight, g.output_shape(), g, FFR_CPU_LAUNCHER(conv2d_forward_cpu, onednn::conv2d_forward),
+                 FFR_CUDA_LAUNCHER(conv2d_forward_cuda));
     // The bias is added in float32 after the (possibly bf16-rounded) product, as cuDNN + autocast do.
     if (bias.defined()) add_(y, bias.detach().view_as_shape({1, g.out_channels, 1, 1}));
   } else {

@@ -8,6 +8,9 @@
 #include "engine/settings.h"
 #include "kernels/bfloat16_compute.h"
 #include "kernels/dispatch.h"
+#ifdef FFR_WITH_ONEDNN
+#include "kernels/onednn/matmul.h"
+#endif
 
 #include <cblas.h>
 
@@ -77,6 +80,13 @@ void launch_gemm(const GemmProblem& p, const Tensor& a, const Tensor& b, Tensor&
 #ifdef FFR_WITH_CUDA
   if (a.is_cuda()) {
     gemm_cuda(p, a.raw_data(), b.raw_data(), out.raw_data(), a.dtype());
+    return;
+  }
+#endif
+#ifdef FFR_WITH_ONEDNN
+  // float32 on oneDNN's matmul (kernels/onednn/matmul.h); float64 stays on OpenBLAS.
+  if (a.dtype() == DType::Float32 && onednn::gemm_supported(p)) {
+    onednn::gemm(p, a.data<float>(), b.data<float>(), out.data<float>());
     return;
   }
 #endif

@@ -102,7 +102,7 @@ TEST(NormalizeImages, LoaderUint8PixelsNormaliseToTheFloatBatches) {
 }
 
 TEST(NormalizeImagesCuda, MatchesCpuBitForBit) {
-#ifndef FFR_WITH_CUDA
+#ifndef FFR_WITH_CUDA  // the raw CUDA launcher exists only in CUDA builds
   GTEST_SKIP() << "built without the CUDA backend";
 #else
   if (!cuda_available()) GTEST_SKIP() << "no GPU: " << device_report();
