@@ -6,11 +6,10 @@
 #include "bench/command.h"
 #include "bench/demo.h"
 #include "bench/interrupt.h"
+#include "bench/openmp_waiting.h"
 #include "engine/build_info.h"
 #include "engine/device.h"
 #include "engine/error.h"
-
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -181,23 +180,8 @@ int guarded(Work&& work) {
 }  // namespace
 }  // namespace ffr::bench
 
-namespace {
-
-// OpenMP threads that wait spinning (libgomp's default) take the cores from whatever runs between
-// parallel loops: the main thread's serial code, OpenBLAS's threads (which sync with sched_yield),
-// other processes. On a 2-core machine a ResNet-50 step ran 8x slower than with passive waiting
-// (bench: 8.6 s vs 1.0 s, batch 8, 112 px). libgomp reads the policy only at load, so a process
-// started without one starts again with OMP_WAIT_POLICY=PASSIVE; a policy the user set is kept.
-void use_passive_openmp_waiting(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-  execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  use_passive_openmp_waiting(argv);
+  ffr::bench::choose_openmp_waiting(argv);  // first: it may start the program again
   using namespace ffr::bench;
   CLI::App app{"ffr-bench: From-Fake-to-Real experiments on the ffr-engine"};
   app.require_subcommand(0, 1);
