@@ -70,7 +70,8 @@ TEST(OnednnConv2d, MatchesFloat64ReferenceInEachFormat) {
     conv2d_backward_input_cpu(o.dy.raw_data(), o.w.raw_data(), dx64.raw_data(), DType::Float64, g);
     conv2d_backward_weight_cpu(o.dy.raw_data(), o.x.raw_data(), dw64.raw_data(), DType::Float64, g);
     const Tensor x = o.x.to(DType::Float32), w = o.w.to(DType::Float32), dy = o.dy.to(DType::Float32);
-    for (onednn::ConvFormat format : {onednn::ConvFormat::Plain, onednn::ConvFormat::Blocked, onednn::ConvFormat::Mixed}) {
+    for (onednn::ConvFormat format : {onednn::ConvFormat::Plain, onednn::ConvFormat::Blocked, onednn::ConvFormat::Mixed,
+                                       onednn::ConvFormat::Auto}) {
       SCOPED_TRACE(std::string(c.name) + " format " + std::to_string(int(format)));
       Tensor y = Tensor::empty(g.output_shape()), dx = Tensor::empty(g.input_shape()),
              dw = Tensor::empty(g.weight_shape());

@@ -133,8 +133,9 @@ struct Operand {
 void run(const Conv2dGeometry& g, ConvFormat format, Direction dir, const char* op, Operand a, Operand b,
          Operand out) {
   try {
-    const bool blocked =
-        format == ConvFormat::Blocked || (format == ConvFormat::Mixed && dir == Direction::BackwardWeights);
+    const bool blocked = format == ConvFormat::Blocked ||
+                         (format == ConvFormat::Mixed && dir == Direction::BackwardWeights) ||
+                         (format == ConvFormat::Auto && (dir != Direction::Forward || g.batch > kPlainForwardBatch));
     const Entry& e = cached_entry(g, dir, blocked);
     const PlainDescs plain = plain_descs(g);
     auto want = [&](Slot s) -> const memory::desc& {
@@ -161,9 +162,11 @@ void run(const Conv2dGeometry& g, ConvFormat format, Direction dir, const char* 
 ConvFormat default_conv_format() {
   static const ConvFormat format = [] {
     const char* v = std::getenv("FFR_ONEDNN_CONV_LAYOUT");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "blocked") == 0) return ConvFormat::Blocked;
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return ConvFormat::Auto;
+    if (std::strcmp(v, "blocked") == 0) return ConvFormat::Blocked;
     if (std::strcmp(v, "plain") == 0) return ConvFormat::Plain;
-    FFR_CHECK(std::strcmp(v, "mixed") == 0, "FFR_ONEDNN_CONV_LAYOUT must be plain, blocked or mixed, got '", v, "'");
+    FFR_CHECK(std::strcmp(v, "mixed") == 0, "FFR_ONEDNN_CONV_LAYOUT must be auto, plain, blocked or mixed, got '", v,
+              "'");
     return ConvFormat::Mixed;
   }();
   return format;
