@@ -87,12 +87,13 @@ void batch_norm_normalize_cpu(const void* x, DType x_dtype, const BatchNormShape
     parallel_for(0, s.batch * s.channels, rows_grain(s.spatial), [&](int64_t plane_begin, int64_t plane_end) {
       for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
         const int64_t c = plane % s.channels;
+        // y = x a + b per channel, the constants in double and the pass in T (float32 runs
+        // twice as many lanes as double).
         const double scale = double(ps[c]) * (pw ? double(pw[c]) : 1.0);
-        const double shift = pb ? double(pb[c]) : 0.0;
-        const double m = double(pm[c]);
+        const T a = T(scale), b = T((pb ? double(pb[c]) : 0.0) - double(pm[c]) * scale);
         const T* xi = px + plane * s.spatial;
         T* yi = py + plane * s.spatial;
-        for (int64_t i = 0; i < s.spatial; ++i) yi[i] = T((double(xi[i]) - m) * scale + shift);
+        for (int64_t i = 0; i < s.spatial; ++i) yi[i] = xi[i] * a + b;
       }
     });
   });
@@ -126,14 +127,15 @@ void batch_norm_backward_cpu(const void* dy, const void* x, DType x_dtype, const
         const double scale = is * (pw ? double(pw[c]) : 1.0);
         const double mean_dy = batch_stats ? total_dy / count : 0.0;
         const double mean_dy_xhat = batch_stats ? total_dy_xhat / count : 0.0;
-        // dx = scale (dy - mean_dy - (x - m) is mean_dy_xhat), with the per-channel constants folded.
+        // dx = scale (dy - mean_dy - (x - m) is mean_dy_xhat) = k_dy dy + k_x x + k, the
+        // per-channel constants in double and the pass in T (float32 runs twice the lanes).
         const double slope = is * mean_dy_xhat;
+        const T k_dy = T(scale), k_x = T(-scale * slope), k = T(scale * (m * slope - mean_dy));
         for (int64_t n = 0; n < s.batch; ++n) {
           const T* gy = pdy + offset(s, n, c, 0);
           const T* xi = px + offset(s, n, c, 0);
           T* gx = static_cast<T*>(dx) + offset(s, n, c, 0);
-          for (int64_t i = 0; i < s.spatial; ++i)
-            gx[i] = T(scale * (double(gy[i]) - mean_dy - (double(xi[i]) - m) * slope));
+          for (int64_t i = 0; i < s.spatial; ++i) gx[i] = k_dy * gy[i] + k_x * xi[i] + k;
         }
       }
     });
