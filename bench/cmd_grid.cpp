@@ -102,6 +102,7 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
   if (given(sub, "--init")) b.init_weights = o.base.init_weights;
   if (given(sub, "--keep-head")) b.keep_head = o.base.keep_head;
+  if (given(sub, "--freeze-bn-affine")) b.freeze_batch_norm_affine = o.base.freeze_batch_norm_affine;
 
   if (g.manifests.empty()) throw UsageError("--manifest: required (or \"manifests\" in --config)");
   bool pattern = false, plain = false;
@@ -256,8 +257,11 @@ void setup(CLI::App& sub) {
   sub.add_option("--severities", o->severities, "table4: corruption severities [0..5]")
       ->delimiter(',')->check(CLI::Range(0, 5));
   sub.add_option("--freeze-bn", o->freeze_bn,
-                 "FFR stage 2 batch-norm choices to select from: false, true or false,true (the paper) [false]")
+                 "FFR stage 2 batch-norm choices to select from: false, true or false,true (the paper; true = "
+                 "statistics frozen, scale/shift trained, as the authors' code) [false,true]")
       ->delimiter(',')->check(CLI::IsMember({"false", "true"}));
+  sub.add_flag("--freeze-bn-affine", o->base.freeze_batch_norm_affine,
+               "the frozen-BN choice also freezes BN scale/shift (not the authors' behaviour)");
   sub.add_option("--model", o->base.model, "backbone (ffr-bench models) [resnet26_small]")->check(CLI::IsMember(models));
   sub.add_option("--vit-model", o->vit_model, "table8's ViT [vit_b32; vit_small_p4 suits CPUs and 32 px images]")
       ->check(CLI::IsMember(models));

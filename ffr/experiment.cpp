@@ -53,9 +53,11 @@ std::string describe_device(Device device) {
 // refit head has seen all of val, so its score there would be a training score).
 DfrResult refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
                               const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed,
-                              SplitMetrics& heldout_val) {
+                              int refits, SplitMetrics& heldout_val) {
   const FeatureSet f = extract_features(model, manifest, val, groups, eval);
-  DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
+  DfrOptions options;
+  options.num_retrains = refits;
+  DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed, options);
   model.head().weight.copy_(dfr.weight);
   model.head().bias.copy_(dfr.bias);
 
@@ -437,9 +439,12 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   const EvalOptions eval{device, loader, config.batch_size};
   std::string last_stage = stages.back().name;
   if (config.method == TrainingMethod::DFR) {
-    const DfrResult dfr = refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed, result.val);
+    result.backbone_val = result.val;  // the ERM backbone's own selection numbers
+    const DfrResult dfr =
+        refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed, config.dfr_refits, result.val);
     result.dfr_c = dfr.best_c;
     result.dfr_tuning_worst_group_accuracy = dfr.tuning_worst_group_accuracy;
+    result.dfr_refits = dfr.num_retrains;
     last_stage += " + dfr head";
   }
   result.test = evaluate(*model, manifest, splits.test, groups, eval);

@@ -559,6 +559,8 @@ ExperimentConfig run_config(const GridCell& cell, const HyperParameters& setting
   c.learning_rate = setting.learning_rate;
   if (c.stages == StageOrder::Stage1Only) c.stage1_learning_rate = setting.learning_rate;
   c.freeze_batch_norm = setting.freeze_batch_norm;
+  // Meaningless without a frozen BN: cleared, so such runs keep one name whatever the cell says.
+  if (!c.freeze_batch_norm) c.freeze_batch_norm_affine = false;
   c.seed = seed;
   return c;
 }
@@ -570,7 +572,7 @@ std::string run_name(const ExperimentConfig& c) {
   if (c.synthetic != data::SyntheticDistribution::Balanced) name += detail::concat("-", synthetic_distribution_name(c.synthetic));
   name += "-r" + format_double(c.bias_ratio, "%g");
   name += "-lr" + format_double(c.stages == StageOrder::Stage1Only ? c.stage1_learning_rate : c.learning_rate, "%g");
-  if (c.freeze_batch_norm) name += "-fbn";
+  if (c.freeze_batch_norm) name += c.freeze_batch_norm_affine ? "-fbn-affine" : "-fbn";
   name += detail::concat("-s", c.seed);
   char hash[16];
   // Canonical text: compact JSON of the result-relevant fields, keys sorted (nlohmann's default),

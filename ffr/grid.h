@@ -62,7 +62,8 @@ struct GridOptions {
   std::vector<int> severities{0, 1, 2, 3, 4, 5};
   std::vector<uint64_t> seeds{0, 1, 2};
   std::vector<double> learning_rates{1e-4, 1e-5, 1e-6, 1e-7};
-  std::vector<bool> freeze_batch_norm{false};
+  // The paper's: both (stage 2 with BN trained, and with BN statistics frozen).
+  std::vector<bool> freeze_batch_norm{false, true};
   std::string vit_model = "vit_b32";  // table8's backbone
   ExperimentConfig base;              // model, epochs, batch size, device ... shared by all cells
   // Extra cells from a grid file, each a JSON object of overrides of `base` (config.json's keys

@@ -620,7 +620,7 @@ GridSummary summarize_grid(const Grid& grid, const ResultSet& results) {
         c.seconds += it->second.seconds;
         st.seeds.push_back(seed);
         st.results.push_back(it->second);
-        val_wa.push_back(it->second.val.worst_group_accuracy);
+        val_wa.push_back(it->second.selection_worst_group_accuracy());
       }
       st.val_wa = mean_std(val_wa);
       c.settings.push_back(std::move(st));

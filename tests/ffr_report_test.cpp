@@ -164,6 +164,41 @@ void expect_wellformed_svg(const std::string& svg, size_t polylines) {
   EXPECT_EQ(svg.find("nan"), std::string::npos);
 }
 
+// DFR's protocol: the backbone (here its learning rate) is chosen by the ERM backbone's own val WA,
+// not by the val WA of the head refitted on val (in-sample). The fake makes the two disagree.
+TEST(FfrReport, DfrSelectsTheBackboneByItsOwnValidationWa) {
+  TempDir dir;
+  GridOptions o = figure3_options();
+  o.presets = {"table4x4"};
+  o.bias_ratios = {0.9};
+  o.seeds = {0, 1};
+  o.learning_rates = {1e-4, 1e-5};
+  const Grid grid = make_grid(o);
+  run_grid(grid, {dir.path().string(), {}}, [](const ExperimentConfig& c, const std::string& run_dir, const ProgressCallback&) {
+    fs::create_directories(run_dir);
+    ExperimentResult r = fake_result(c);  // val WA favours 1e-5
+    if (c.method == TrainingMethod::DFR) {
+      r.backbone_val = metrics(c.learning_rate == 1e-4 ? 0.9 : 0.2, 0.95);  // the backbone favours 1e-4
+      r.dfr_c = 1.0;
+      r.dfr_refits = 20;
+    }
+    write_text_atomically((fs::path(run_dir) / kResultFile).string(), result_to_json(r));
+    return r;
+  });
+  const GridSummary s = summarize_grid(grid, collect_results(grid, {dir.path().string()}));
+  int dfr_cells = 0;
+  for (const CellSummary& c : s.cells) {
+    ASSERT_NE(c.chosen_setting(), nullptr);
+    const bool dfr = c.cell.config.method == TrainingMethod::DFR;
+    dfr_cells += dfr;
+    EXPECT_EQ(c.chosen_setting()->hyper_parameters.learning_rate, dfr ? 1e-4 : 1e-5) << c.cell.label;
+    if (dfr) {
+      EXPECT_EQ(c.chosen_setting()->results[0].dfr_refits, 20) << "read back from result.json";
+    }
+  }
+  EXPECT_EQ(dfr_cells, 4);
+}
+
 // DFR's chosen regularisation C and its tuning WA reach the report and results.csv (issue 17,
 // item 6); other methods leave those fields empty.
 TEST(FfrReport, DfrCAndTuningWaAreReported) {
