@@ -5,6 +5,7 @@
 #include "engine/atomic_file.h"
 #include "engine/build_info.h"
 #include "engine/error.h"
+#include "ffr/stage1_search.h"
 #include "ffr/svg_plot.h"
 
 #include <algorithm>
@@ -217,8 +218,15 @@ Table cell_table(const GridSummary& s, const ExperimentSummary& e) {
     if (synthetic) row.insert(row.end(), {percent(c.synthetic_wa), percent(c.synthetic_ba)});
     row.push_back(percent(c.val_wa));
     // Frozen or trained BN is a choice only where the cell tried both (full FFR).
-    const bool tried_bn = bn && c.settings.size() > s.grid.learning_rates.size();
+    const bool tried_bn = bn && std::any_of(c.settings.begin(), c.settings.end(), [](const SettingSummary& st) {
+                            return st.hyper_parameters.freeze_batch_norm;
+                          });
     std::string chosen = c.chosen_setting() ? setting_text(c.chosen_setting()->hyper_parameters, tried_bn) : "–";
+    if (searches_stage1(s.grid, c.cell)) {
+      chosen += std::isfinite(c.cell.config.stage1_learning_rate)
+                    ? "; stage 1 lr " + learning_rate_text(c.cell.config.stage1_learning_rate)
+                    : std::string("; stage 1 lr not chosen yet");
+    }
     if (!c.dfr_c.empty()) chosen += "; DFR C " + dfr_c_text(c.dfr_c, ", ");  // per seed
     row.push_back(chosen);
     row.push_back(detail::concat(c.chosen_setting() ? c.chosen_setting()->seeds.size() : 0, "/", c.seeds_planned));
@@ -328,6 +336,12 @@ std::string comma_list(const std::vector<std::string>& items) {
   return out;
 }
 
+std::string rate_list(const std::vector<double>& rates) {
+  std::vector<std::string> texts;
+  for (double r : rates) texts.push_back(learning_rate_text(r));
+  return "{" + comma_list(texts) + "}";
+}
+
 std::string settings_markdown(const GridSummary& s, const std::string& seeds, const std::string& lrs) {
   const Grid& g = s.grid;
   auto number = [](auto v) { return detail::concat(v); };
@@ -350,7 +364,11 @@ std::string settings_markdown(const GridSummary& s, const std::string& seeds, co
         })
      << "\n"
      << "- Learning-rate grid: " << lrs << "; FFR stage 1 learning rate: "
-     << distinct_values(g, [](const ExperimentConfig& c) { return learning_rate_text(c.stage1_learning_rate); })
+     << (g.stage1_learning_rates.size() >= 2
+             ? "searched per full-FFR cell by mean stage-1 val WA (stage-1-only runs), from " +
+                   rate_list(g.stage1_learning_rates)
+             : distinct_values(g, [](const ExperimentConfig& c) { return learning_rate_text(c.stage1_learning_rate); }))
+     << (g.ffr_learning_rates.empty() ? std::string() : "; FFR stage 2 from " + rate_list(g.ffr_learning_rates))
      << "\n"
      << "- Weight decay: " << distinct_values(g, [&](const ExperimentConfig& c) { return number(c.weight_decay); })
      << "\n"
@@ -591,7 +609,12 @@ GridSummary summarize_grid(const Grid& grid, const ResultSet& results) {
   GridSummary s;
   s.grid = grid;
   std::set<std::string> devices, precisions;
-  const std::vector<GridRun> runs = plan_runs(grid);
+  const RunLookup completed = [&results](const std::string& name) -> std::optional<ExperimentResult> {
+    const auto it = results.find(name);
+    if (it == results.end()) return std::nullopt;
+    return it->second;
+  };
+  const std::vector<GridRun> runs = plan_runs(grid, completed);
   s.runs_planned = runs.size();
   for (const GridRun& run : runs) {
     const auto it = results.find(run.name);
@@ -604,7 +627,11 @@ GridSummary summarize_grid(const Grid& grid, const ResultSet& results) {
   s.devices.assign(devices.begin(), devices.end());
   s.precisions.assign(precisions.begin(), precisions.end());
 
-  for (const GridCell& cell : grid.cells) {
+  for (const GridCell& grid_cell : grid.cells) {
+    GridCell cell = grid_cell;
+    // A searching FFR cell's stage 2 ran from its chosen stage-1 rate (NaN while the search is
+    // incomplete: then no stage-2 run is found, and the cell reads as incomplete).
+    if (searches_stage1(grid, cell)) cell.config.stage1_learning_rate = choose_stage1_learning_rate(grid, cell, completed);
     CellSummary c;
     c.cell = cell;
     c.seeds_planned = grid.seeds.size();

@@ -67,6 +67,8 @@ GridOptions figure3_options() {
   o.bias_ratios = {0.9, 0.99, 0.999};
   o.seeds = {0, 1, 2};
   o.learning_rates = {1e-4, 1e-5, 1e-6};
+  o.stage1_learning_rates = {1e-4};  // no stage-1 search, trained BN: the plans these tests count
+  o.freeze_batch_norm = {false};
   return o;
 }
 
