@@ -15,6 +15,7 @@
 #include "engine/sha256.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
+#include "ffr/feature_probe.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
 #include "ffr/init_weights.h"
@@ -449,6 +450,18 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   }
   result.test = evaluate(*model, manifest, splits.test, groups, eval);
   result.test_synthetic = evaluate(*model, manifest, splits.test_synthetic, groups, eval);
+  // Does the trained model's feature space keep real and synthetic apart? (the paper's Figure 5)
+  if (!data::select_samples(manifest, data::Split::Test, data::Source::Synthetic).empty() ||
+      !data::select_samples(manifest, data::Split::Val, data::Source::Synthetic).empty()) {
+    FeatureProbeOptions probe;
+    probe.seed = config.seed;
+    probe.max_per_source = 1000;  // enough for a stable accuracy, bounded cost on large sets
+    try {
+      result.feature_probe_accuracy = probe_features(*model, manifest, eval, probe).accuracy;
+    } catch (const InputError&) {
+      // Too few held-out images of a source: the run's numbers stand without the probe.
+    }
+  }
   // The checkpoint is exactly the evaluated model (the DFR head included).
   save_best(*model, last_stage, result.best_epoch, result.val.worst_group_accuracy);
 

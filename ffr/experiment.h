@@ -121,6 +121,10 @@ struct ExperimentResult {
   // refitted on val. DFR's protocol selects the backbone by these (the head has seen val, so the
   // refitted model's val numbers are in-sample). Empty groups otherwise.
   SplitMetrics backbone_val;
+  // probe-features on the final model (ffr/feature_probe.h): a linear probe's accuracy telling
+  // held-out real from held-out synthetic images by their penultimate features (0.5: chance).
+  // NaN when the data has no held-out synthetic images (or in results written before).
+  double feature_probe_accuracy = std::numeric_limits<double>::quiet_NaN();
 
   // What model selection compares across settings: val WA, or for DFR the backbone's val WA
   // (val WA for DFR results written before backbone_val was recorded).

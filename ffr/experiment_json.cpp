@@ -192,6 +192,7 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"majority_share",
                      {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
                     {"warnings", r.warnings}};
+  if (std::isfinite(r.feature_probe_accuracy)) doc["feature_probe_accuracy"] = r.feature_probe_accuracy;
   if (std::isfinite(r.dfr_c)) {
     doc["dfr"] = {{"c", r.dfr_c},
                   {"tuning_worst_group_accuracy", number(r.dfr_tuning_worst_group_accuracy)},
@@ -222,6 +223,7 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
     read_key(doc["majority_share"], "val", r.val_majority_share, source + " (majority_share)");
   }
   read_key(doc, "warnings", r.warnings, source);
+  read_key(doc, "feature_probe_accuracy", r.feature_probe_accuracy, source);
   if (doc.contains("dfr") && doc["dfr"].is_object()) {
     read_key(doc["dfr"], "c", r.dfr_c, source + " (dfr)");
     read_key(doc["dfr"], "tuning_worst_group_accuracy", r.dfr_tuning_worst_group_accuracy, source + " (dfr)");
