@@ -60,6 +60,10 @@ struct ExperimentConfig {
   // DFR: balanced refits averaged into the head (DFR's reference: 20). In config files for DFR
   // runs only; a DFR config without it was made with 5, the count before, so it is not reused.
   int dfr_refits = 20;
+  // Table 5's synthetic data: 2 = its own pool of class-only-prompt images (prompt_kind agnostic).
+  // In config files for bias-agnostic runs only; one without it was made by an engine that took
+  // the bias-aware pool with b ignored (version 1): never reused, and not run again.
+  int agnostic_pool_version = 2;
   // execution
   uint64_t seed = 0;                     // links stage 1 and 2, subsampling, init, sampling
   std::string device = "auto";           // auto | cpu | cuda

@@ -96,6 +96,7 @@ json config_json(const ExperimentConfig& c) {
   // frozen BN stay as they were; a frozen-BN run always carries it, so a result made under the
   // old meaning (affine frozen too, no key) is never taken for one made under the new default.
   if (c.method == TrainingMethod::DFR) doc["dfr_refits"] = c.dfr_refits;
+  if (c.synthetic == data::SyntheticDistribution::BiasAgnostic) doc["agnostic_pool_version"] = c.agnostic_pool_version;
   if (c.freeze_batch_norm || c.freeze_batch_norm_affine) doc["freeze_batch_norm_affine"] = c.freeze_batch_norm_affine;
   return doc;
 }
@@ -150,12 +151,17 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   read_key(doc, "keep_head", c.keep_head, source);
   c.dfr_refits = 5;  // DFR configs written before the key: the count they ran with
   read_key(doc, "dfr_refits", c.dfr_refits, source);
+  c.agnostic_pool_version = 1;  // bias-agnostic configs written before the key: the bias-aware pool, b ignored
+  read_key(doc, "agnostic_pool_version", c.agnostic_pool_version, source);
   try {
     c.augmentation = data::parse_augmentation(augmentation);
     c.synthetic = parse_synthetic_distribution(synthetic);
     c.stages = parse_stage_order(stages);
     c.method = parse_method(method);
     if (c.method != TrainingMethod::DFR) c.dfr_refits = ExperimentConfig{}.dfr_refits;  // not used, not written
+    if (c.synthetic != data::SyntheticDistribution::BiasAgnostic) {
+      c.agnostic_pool_version = ExperimentConfig{}.agnostic_pool_version;
+    }
   } catch (const InputError& e) {
     throw InputError(source + ": " + e.what());
   }

@@ -35,9 +35,9 @@ void standardise(std::vector<double>& x, int64_t rows, int64_t cols) {
 // on x^T x without forming it: O(rows * cols) per step, fine for a few thousand images.
 std::vector<double> principal_direction(const std::vector<double>& x, int64_t rows, int64_t cols,
                                         const std::vector<std::vector<double>>& found, Rng& rng) {
-  std::vector<double> v(size_t(cols));
+  std::vector<double> v(static_cast<size_t>(cols));
   for (double& e : v) e = rng.normal();
-  std::vector<double> xv(size_t(rows));
+  std::vector<double> xv(static_cast<size_t>(rows));
   for (int step = 0; step < 200; ++step) {
     for (const std::vector<double>& f : found) {  // deflation: stay orthogonal to earlier ones
       double dot = 0.0;

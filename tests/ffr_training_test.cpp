@@ -236,6 +236,25 @@ TEST(FfrJson, FreezeBatchNormWithoutAffineKeyReadsAsTheOldMeaning) {
   EXPECT_EQ(config_to_json(unfrozen).find("freeze_batch_norm_affine"), std::string::npos);
 }
 
+// A bias-agnostic run made before Table 5 had its own pool (config without agnostic_pool_version)
+// drew the bias-aware images with b ignored: it is not reused, and not run again.
+TEST(FfrJson, BiasAgnosticConfigWithoutPoolVersionIsAnOlderExperiment) {
+  ExperimentConfig c;
+  c.manifest = "m.csv";
+  c.augmentation = Augmentation::FFR;
+  c.synthetic = data::SyntheticDistribution::BiasAgnostic;
+  std::string text = config_to_json(c);
+  const std::string key = "\"agnostic_pool_version\": 2,";
+  ASSERT_NE(text.find(key), std::string::npos) << text;
+  text.erase(text.find(key), key.size());
+  const ExperimentConfig old = config_from_json(text, "old config.json");
+  EXPECT_EQ(old.agnostic_pool_version, 1);
+  EXPECT_FALSE(same_experiment(old, c));
+  data::testing::expect_input_error([&] { validate_config(old); }, {"agnostic_pool_version", "class-only-prompt"});
+  ExperimentConfig balanced;  // other synthetic sets do not carry it: their configs stay
+  EXPECT_EQ(config_to_json(balanced).find("agnostic_pool_version"), std::string::npos);
+}
+
 TEST(FfrSelection, BetterEpochComparesWaThenBa) {
   auto metrics = [](double wa, double ba) {
     SplitMetrics m;
