@@ -302,6 +302,7 @@ TEST(FfrReport, ReportStatesItsSettingsAndTheEngineBuild) {
   TempDir dir;
   GridOptions options = figure3_options();
   options.base.model = "resnet_tiny";
+  options.base.image_size = 0;  // the paper presets' default is 224 px
   options.base.epochs = 7;
   options.base.stage1_epochs = 3;
   options.base.batch_size = 48;
