@@ -466,6 +466,11 @@ GridOptions read_grid_options(const std::string& path, GridOptions o) {
                               "severities, seeds, learning_rates, stage1_learning_rates, ffr_learning_rates, "
                               "freeze_batch_norm, vit_model, base, cells)");
   }
+  // A grid file that fixes stage 1's rate in "base" (as files written before the search did) keeps
+  // it fixed unless it lists rates to search.
+  if (!j.contains("stage1_learning_rates") && j.contains("base") && j["base"].contains("stage1_learning_rate")) {
+    o.stage1_learning_rates = {o.base.stage1_learning_rate};
+  }
   return o;
 }
 
