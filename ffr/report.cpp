@@ -390,16 +390,18 @@ std::string settings_markdown(const GridSummary& s, const std::string& seeds, co
 }
 
 // The reviewers' question, per augmentation mode: do the trained models' penultimate features
-// still tell real from synthetic? Mean probe accuracy over every cell's chosen runs (each seed).
+// still tell real from synthetic? Mean probe accuracy over the distinct chosen runs of every cell
+// (a run shared by rows of several experiments counts once).
 std::string feature_probe_markdown(const GridSummary& s) {
   std::vector<std::string> modes;
   std::map<std::string, std::vector<double>> values;
+  std::set<std::string> counted;
   for (const CellSummary& c : s.cells) {
     const SettingSummary* chosen = c.chosen_setting();
     if (!chosen) continue;
     const std::string mode = display_name(c.cell.config.augmentation);
     for (const ExperimentResult& r : chosen->results) {
-      if (!std::isfinite(r.feature_probe_accuracy)) continue;
+      if (!std::isfinite(r.feature_probe_accuracy) || !counted.insert(run_name(r.config)).second) continue;
       if (!values.count(mode)) modes.push_back(mode);
       values[mode].push_back(r.feature_probe_accuracy);
     }
@@ -409,7 +411,7 @@ std::string feature_probe_markdown(const GridSummary& s) {
   md << "## Real vs synthetic in the trained models' features (probe-features)\n\n"
      << "A linear probe (L1 logistic regression) on each chosen run's penultimate features, fitted on half "
         "of the held-out real and synthetic images and scored on the other half (50 % is chance): the "
-        "quantitative form of the paper's Figure 5. Mean ± sample std over the chosen runs of every row.\n\n"
+        "quantitative form of the paper's Figure 5. Mean ± sample std over the distinct chosen runs of every row.\n\n"
      << "| augmentation | probe accuracy | runs |\n|---|---|---|\n";
   for (const std::string& mode : modes) {
     const MeanStd m = mean_std(values[mode]);

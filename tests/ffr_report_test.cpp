@@ -358,6 +358,29 @@ TEST(FfrReport, MergedShardsGiveTheUnshardedReport) {
   EXPECT_NE(format_summary_table(unsharded.summary).find("FFR + GroupDRO"), std::string::npos);
 }
 
+// Issue 19, point 6: the probe of the trained models' features, per augmentation mode; a run
+// shared by several experiments' rows counts once.
+TEST(FfrReport, FeatureProbeAccuracyIsReportedPerAugmentationMode) {
+  TempDir dir;
+  GridOptions o = figure3_options();
+  o.presets = {"figure3", "table3"};  // table3's USB/ASB/FFR rows share figure3's runs
+  o.bias_ratios = {0.9};
+  o.seeds = {0, 1};
+  o.learning_rates = {1e-5};
+  const Grid grid = make_grid(o);
+  run_grid(grid, {dir.path().string(), {}}, [](const ExperimentConfig& c, const std::string& run_dir, const ProgressCallback&) {
+    fs::create_directories(run_dir);
+    ExperimentResult r = fake_result(c);
+    r.feature_probe_accuracy = c.augmentation == data::Augmentation::FFR ? 0.6 + 0.1 * double(c.seed) : 0.9;
+    write_text_atomically((fs::path(run_dir) / kResultFile).string(), result_to_json(r));
+    return r;
+  });
+  const std::string md = read_file(report_grid(grid, {dir.path().string()}, dir.path().string(), {}).files.report_md);
+  EXPECT_NE(md.find("## Real vs synthetic in the trained models' features (probe-features)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| USB | 90.0 ± 0.0 | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| FFR | 65.0 ± 7.1 | 2 |"), std::string::npos) << md;
+}
+
 TEST(FfrReport, Table3ShowsRealAndSyntheticColumns) {
   TempDir dir;
   GridOptions o = figure3_options();
