@@ -216,9 +216,13 @@ Device resolve_device(const std::string& name) {
 bool has_result(const std::string& run_dir) { return RunFolder(run_dir).complete(); }
 
 std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config) {
-  data::ProtocolConfig protocol;  // the real splits only: no synthetic set is drawn
+  // The synthetic set is drawn too (indices only, cheap), so a manifest that lacks what the
+  // configuration needs (e.g. the bias-agnostic pool) is refused before any folder is made.
+  data::ProtocolConfig protocol;
   protocol.bias_ratio = config.bias_ratio;
   protocol.seed = config.seed;
+  protocol.augmentation = config.augmentation;
+  protocol.synthetic = config.synthetic;
   return data::make_experiment_splits(data::read_manifest(config.manifest), protocol).warnings;
 }
 

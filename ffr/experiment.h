@@ -180,7 +180,8 @@ Device resolve_device(const std::string& name);
 
 // The protocol's warnings for `config` (data/protocol.h: a bias ratio the data expresses only
 // approximately), for the CLI to show before training; InputError for a ratio the data cannot
-// express at all. Reads the manifest; the synthetic sets are not drawn.
+// express at all, or for synthetic data the manifest lacks (too few images for the mode, no
+// bias-agnostic pool). Reads the manifest and draws the splits' indices (no image is read).
 std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config);
 
 // True when `run_dir` holds a result.json (a completed run).

@@ -200,8 +200,9 @@ struct GridRunSummary {
 };
 
 // Checks every (manifest, bias ratio) of the grid's runs against its data before any run starts
-// (data/protocol.h): InputError for a ratio a manifest cannot express, naming both; returns the
-// warnings for ratios it expresses only approximately. Reads each manifest once.
+// (data/protocol.h): InputError for a ratio a manifest cannot express, naming both, or for a
+// manifest some bias-agnostic run needs a class-only-prompt pool from and that has none; returns
+// the warnings for ratios it expresses only approximately. Reads each manifest once.
 std::vector<std::string> check_grid_bias_ratios(const Grid& grid);
 
 // Writes <out>/grid.json, then runs this shard's runs in plan order, planning again after each

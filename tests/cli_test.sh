@@ -125,6 +125,17 @@ else
   grep -c '(stage-1 search)' "$work/out" | grep -q '^2$' || fail "grid --dry-run does not list the 2 stage-1 search runs"
   [[ ! -e $work/g ]] || fail "grid --dry-run created its --out folder"
 
+  # --synthetic agnostic (Table 5) needs the class-only-prompt pool: refused, naming it, before any
+  # folder is made, by run and by grid (issue 19).
+  "$bench" prepare --out "$work/data0" --image-size 16 --real-per-class 60 --synthetic-source-per-class 20 \
+    --heldout-source-per-class 4 --synthetic-eval-per-group 2 --eval-per-class 40 --threads 2 \
+    --agnostic-per-class 0 >/dev/null 2>&1 || fail "prepare --agnostic-per-class 0"
+  expect 1 '^ffr-bench: error: .*manifest.csv: bias-agnostic synthetic data .*prompt_kind=agnostic' \
+    run --manifest "$work/data0/manifest.csv" --ratio 0.9 --model resnet_tiny --aug ffr --synthetic agnostic --out "$work/a0"
+  expect 1 'prompt_kind=agnostic' grid --preset table5 --manifest "$work/data0/manifest.csv" --model resnet_tiny \
+    --image-size 0 --ratios 0.9 --lr 1e-3 --seeds 0 --out "$work/ga0"
+  [[ ! -e $work/a0 && ! -e $work/ga0 ]] || fail "a refused --synthetic agnostic created its --out folder"
+
   # Ctrl-C: exit 130 with where a rerun resumes; the rerun says it resumes.
   "$bench" run "${common[@]}" --out "$work/int" --epochs 400 >"$work/int.out" 2>"$work/int.err" &
   pid=$!
