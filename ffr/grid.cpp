@@ -789,53 +789,53 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
     const std::vector<GridRun> runs = shard_runs(plan_runs(grid, completed), options.shard);
     summary.runs = int64_t(runs.size());
     summary.pending = std::count_if(runs.begin(), runs.end(), [](const GridRun& r) { return r.pending; });
-  for (size_t k = 0; k < runs.size(); ++k) {
-    const GridRun& run = runs[k];
-    if (run.pending || !handled.insert(run.name).second) continue;
-    progressed = true;
-    const std::string dir = run_dir(options.out_dir, run);
-    GridProgress event;
-    event.index = int64_t(k) + 1;
-    event.total = summary.runs;
-    event.run = &run;
-    if (has_result(dir)) {
-      const ExperimentResult result = read_run(dir, run.config);
-      if (!result.config.manifest_sha256.empty()) {  // older folders recorded no hashes
-        auto [known, fresh] = data_hashes.try_emplace(run.config.manifest);
-        if (fresh) known->second = with_data_hashes(run.config);
-        check_same_data(result.config, known->second, (fs::path(dir) / kResultFile).string(),
-                        "delete " + dir + " to rerun it on the current data, or choose a new --out");
+    for (size_t k = 0; k < runs.size(); ++k) {
+      const GridRun& run = runs[k];
+      if (run.pending || !handled.insert(run.name).second) continue;
+      progressed = true;
+      const std::string dir = run_dir(options.out_dir, run);
+      GridProgress event;
+      event.index = int64_t(k) + 1;
+      event.total = summary.runs;
+      event.run = &run;
+      if (has_result(dir)) {
+        const ExperimentResult result = read_run(dir, run.config);
+        if (!result.config.manifest_sha256.empty()) {  // older folders recorded no hashes
+          auto [known, fresh] = data_hashes.try_emplace(run.config.manifest);
+          if (fresh) known->second = with_data_hashes(run.config);
+          check_same_data(result.config, known->second, (fs::path(dir) / kResultFile).string(),
+                          "delete " + dir + " to rerun it on the current data, or choose a new --out");
+        }
+        ++summary.resumed;
+        event.event = GridProgress::Event::Resumed;
+        event.result = &result;
+        if (progress) progress(event);
+        continue;
       }
-      ++summary.resumed;
-      event.event = GridProgress::Event::Resumed;
+      event.event = GridProgress::Event::Starting;
+      if (progress) progress(event);
+      ProgressCallback inner;
+      if (progress) {
+        inner = [&](const Progress& p) {
+          GridProgress running = event;
+          running.event = GridProgress::Event::Running;
+          running.experiment = &p;
+          progress(running);
+        };
+      }
+      ExperimentResult result;
+      try {
+        result = run_function(run.config, dir, inner);
+      } catch (const InputError& e) {
+        throw InputError(detail::concat("run ", dir, ": ", e.what()));
+      } catch (const std::exception& e) {
+        throw Error(detail::concat("run ", dir, ": ", e.what()));
+      }
+      ++summary.ran;
+      event.event = GridProgress::Event::Finished;
       event.result = &result;
       if (progress) progress(event);
-      continue;
     }
-    event.event = GridProgress::Event::Starting;
-    if (progress) progress(event);
-    ProgressCallback inner;
-    if (progress) {
-      inner = [&](const Progress& p) {
-        GridProgress running = event;
-        running.event = GridProgress::Event::Running;
-        running.experiment = &p;
-        progress(running);
-      };
-    }
-    ExperimentResult result;
-    try {
-      result = run_function(run.config, dir, inner);
-    } catch (const InputError& e) {
-      throw InputError(detail::concat("run ", dir, ": ", e.what()));
-    } catch (const std::exception& e) {
-      throw Error(detail::concat("run ", dir, ": ", e.what()));
-    }
-    ++summary.ran;
-    event.event = GridProgress::Event::Finished;
-    event.result = &result;
-    if (progress) progress(event);
-  }
   }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
