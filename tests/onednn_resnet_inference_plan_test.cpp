@@ -1,6 +1,7 @@
 // The ResNet inference plan (layers/resnet_inference_plan.h): its features against the model's
 // own eval-mode forward, with random batch-norm statistics so the folding is exercised, on both
-// stems (7x7 + max-pool and 3x3), several batch sizes and a repeated call; no reference (slow)
+// stems (7x7 + max-pool and 3x3), blocks with and without a downsample, several batch sizes and a
+// repeated call; no reference (slow)
 // oneDNN kernels; and a snapshot that ignores later weight changes. Skipped, saying so, in a
 // build without oneDNN.
 #include "layers/inference_plan.h"
@@ -33,7 +34,9 @@ TEST(ResNetInferencePlan, MatchesTheModelsEvalForward) {
 #ifndef FFR_WITH_ONEDNN
   GTEST_SKIP() << "built without oneDNN (FFR_ENABLE_ONEDNN=OFF or libdnnl-dev missing): no inference plans";
 #else
-  for (const char* name : {"resnet_demo", "resnet_tiny"}) {
+  // resnet26_small has blocks without a downsample (the skip added in place); the others only
+  // blocks with one.
+  for (const char* name : {"resnet_demo", "resnet_tiny", "resnet26_small"}) {
     SCOPED_TRACE(name);
     Rng rng(91);
     std::unique_ptr<Classifier> model = make_model(name, 10, rng);

@@ -59,7 +59,7 @@ std::vector<Row> rows_from_folders(const SyntheticImport& o) {
       throw InputError(image.string() + ": not at <class>/<bias>/<image> under " + o.root.string() +
                        " (one subfolder per class, one per bias inside it)");
     }
-    rows.push_back({image, klass.filename().string(), bias.filename().string(), "", o.generator, image.string(), {}});
+    rows.push_back({image, klass.filename().string(), bias.filename().string(), "", o.generator, image.string(), {}, std::nullopt});
   }
   return rows;
 }
