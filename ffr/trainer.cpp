@@ -6,6 +6,7 @@
 #include "engine/error.h"
 #include "engine/fault_injection.h"
 #include "engine/nvtx.h"
+#include "ffr/data_parallel.h"
 #include "ffr/evaluation.h"
 #include "ffr/numeric_guard.h"
 #include "ffr/training_method.h"
@@ -13,6 +14,7 @@
 #include "layers/conv_bn.h"
 #include "layers/layer_probe.h"
 #include "optim/adam.h"
+#include "optim/gradient_buckets.h"
 
 #include <cmath>
 #include <limits>
@@ -226,6 +228,13 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
   NumericGuard guard(checked_names, context.device);
   optimizer->set_skip_guard(guard.status());
   std::vector<Tensor> checked(checked_names.size());
+  comm::Communicator* ranks =
+      context.communicator != nullptr && context.communicator->size() > 1 ? context.communicator : nullptr;
+  std::unique_ptr<GradientBuckets> gradient_sum;
+  if (ranks) {
+    gradient_sum = std::make_unique<GradientBuckets>(*ranks, optimizer->parameters(), size_t(25) << 20,
+                                                     GradientBuckets::Reduction::Sum);
+  }
 
   const fault::Plan& faults = fault::plan();
   if (fault::active()) check_fault_names(model);
@@ -288,17 +297,24 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
       std::optional<data::DeviceBatch> batch = loader.next();
       FFR_CHECK(batch.has_value(), "the loader ended early: epoch ", epoch, ", step ", step, " of ", steps);
       optimizer->zero_grad();
-      Tensor logits;
-      if (faults.nan_at_step == run_step) {
-        StepProbe inject(model, faults.nan_layer, /*diagnose=*/false);
-        LayerProbeScope scope(&inject);
-        logits = model.forward(batch->images);
+      const Tensor& group_ids = loss_of.uses_source_groups() ? batch->group_with_source : batch->group;
+      Tensor loss;
+      if (ranks) {
+        loss = data_parallel_forward_backward(
+            model, batch->images, [&](const Tensor& logits) { return loss_of(logits, batch->y, group_ids); }, *ranks);
+        gradient_sum->reduce();
       } else {
-        logits = model.forward(batch->images);
+        Tensor logits;
+        if (faults.nan_at_step == run_step) {
+          StepProbe inject(model, faults.nan_layer, /*diagnose=*/false);
+          LayerProbeScope scope(&inject);
+          logits = model.forward(batch->images);
+        } else {
+          logits = model.forward(batch->images);
+        }
+        loss = loss_of(logits, batch->y, group_ids);
+        loss.backward();
       }
-      const Tensor loss =
-          loss_of(logits, batch->y, loss_of.uses_source_groups() ? batch->group_with_source : batch->group);
-      loss.backward();
       if (faults.nan_grad_at_step == run_step) {
         for (auto& [name, p] : model.named_parameters()) {
           if (name == faults.nan_grad_parameter) p.grad().fill_(std::nan(""));
@@ -319,6 +335,7 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
     // The epoch's only reads of the device: the loss sum here and the validation counts below.
     const double train_loss = loss_sum.item() / double(steps);
     const double train_seconds = seconds_since(epoch_start);
+    if (ranks) broadcast_buffers(model, *ranks);  // every rank validates and saves rank 0's model
     const SplitMetrics val = evaluate(model, manifest, context.val, *context.groups, eval);
 
     EpochMetrics m;

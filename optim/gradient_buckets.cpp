@@ -6,8 +6,9 @@
 
 namespace ffr {
 
-GradientBuckets::GradientBuckets(comm::Communicator& communicator, std::vector<Tensor> parameters, size_t bucket_bytes)
-    : communicator_(communicator), parameters_(std::move(parameters)) {
+GradientBuckets::GradientBuckets(comm::Communicator& communicator, std::vector<Tensor> parameters, size_t bucket_bytes,
+                                 Reduction reduction)
+    : communicator_(communicator), reduction_(reduction), parameters_(std::move(parameters)) {
   FFR_CHECK(!parameters_.empty(), "GradientBuckets: no parameters");
   const Device device = parameters_.front().device();
   std::vector<int64_t> sizes;
@@ -26,7 +27,7 @@ GradientBuckets::GradientBuckets(comm::Communicator& communicator, std::vector<T
   for (size_t b = 0; b < buckets_.size(); ++b) buckets_[b].flat = Tensor::empty({sizes[b]}, DType::Float32, device);
 }
 
-void GradientBuckets::average() {
+void GradientBuckets::reduce() {
   if (communicator_.size() == 1) return;
   const double scale = 1.0 / double(communicator_.size());
   for (Bucket& bucket : buckets_) {
@@ -45,8 +46,8 @@ void GradientBuckets::average() {
       at += bytes;
     }
     communicator_.all_reduce_sum(bucket.flat);
-    const Tensor mean = mul_scalar(bucket.flat, scale);
-    const char* from = static_cast<const char*>(mean.raw_data());
+    const Tensor reduced = reduction_ == Reduction::Mean ? mul_scalar(bucket.flat, scale) : bucket.flat;
+    const char* from = static_cast<const char*>(reduced.raw_data());
     at = 0;
     for (size_t i : bucket.members) {
       const Tensor grad = parameters_[i].grad();

@@ -48,7 +48,7 @@ TEST(GradientBuckets, BucketsFollowTheByteLimitAndOneRankChangesNothing) {
   // 100-byte buckets, filled from the last parameter: {5, 30 floats}=140 B > 100, so [5], [30], [10, 10].
   GradientBuckets buckets(*comm, parameters, 100);
   EXPECT_EQ(buckets.bucket_count(), 3u);
-  buckets.average();  // size 1: nothing to do
+  buckets.reduce();  // size 1: nothing to do
   GradientBuckets one(*comm, parameters, size_t(1) << 20);
   EXPECT_EQ(one.bucket_count(), 1u);
 }

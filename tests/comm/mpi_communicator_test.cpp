@@ -69,7 +69,7 @@ int main() {
   const Tensor loss = sum(parameters[0]) * double(r + 1.0f) + sum(parameters[1]) * double(2.0f * r);
   loss.backward();
   GradientBuckets buckets(*comm, parameters, 32);
-  buckets.average();
+  buckets.reduce();
   const float mean_a = ranks_sum / float(size) + 1.0f, mean_b = 2.0f * ranks_sum / float(size);
   expect_equal(parameters[0].grad().to_vector<float>(), std::vector<float>(3, mean_a), "bucketed mean (a)", rank);
   expect_equal(parameters[1].grad().to_vector<float>(), std::vector<float>(7, mean_b), "bucketed mean (b)", rank);
