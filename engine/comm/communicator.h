@@ -1,13 +1,12 @@
 // Collective communication between the processes ("ranks") of one data-parallel training run:
 // the one interface the trainer would ask (DESIGN.md: it never names MPI or NCCL). Backends:
 //   single  one process, size 1: every collective is the identity (always built);
-//   mpi     CPU tensors over MPI (Debian's OpenMPI; CMake -DFFR_ENABLE_MPI=ON);
+//   mpi     CPU tensors over MPI (Debian's OpenMPI; compiled in when found, CMake FFR_ENABLE_MPI);
 //   nccl    CUDA tensors over NCCL on this thread's stream, its unique id broadcast through MPI
 //           as llm.c does (CMake -DFFR_ENABLE_NCCL=ON, with CUDA and MPI).
 // Nothing of MPI or NCCL is needed for a single-process build or run.
 //
-// Status (issue 16): the layer and its tests exist; the trainer does not use it yet (no
-// `run --distributed`).
+// The trainer asks it through TrainingContext::communicator (ffr/data_parallel.h).
 #pragma once
 
 #include "engine/tensor.h"
