@@ -9,6 +9,7 @@
 #include "ffr/experiment.h"
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,14 @@ void start(Worker& w) {
   std::vector<char*> argv;
   for (std::string& a : w.args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (w.cuda_device.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) environment.emplace_back(*e);
+  }
+  if (!w.cuda_device.empty()) environment.push_back("CUDA_VISIBLE_DEVICES=" + w.cuda_device);
+  std::vector<char*> envp;
+  for (std::string& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const std::string exe = own_executable();
   cpu_set_t cores;
   CPU_ZERO(&cores);
@@ -85,10 +94,9 @@ void start(Worker& w) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::setpgid(0, 0);  // Ctrl-C reaches the workers once, through this process
     if (!w.cores.empty()) ::sched_setaffinity(0, sizeof cores, &cores);
-    if (!w.cuda_device.empty()) ::setenv("CUDA_VISIBLE_DEVICES", w.cuda_device.c_str(), 1);
     ::dup2(log, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
-    ::execv(exe.c_str(), argv.data());
+    ::execve(exe.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(log);
