@@ -1,8 +1,10 @@
 // engine/comm in one process: the single backend is the identity, missing backends name the CMake
-// option that builds them, and GradientBuckets splits parameters into buckets in backward order.
+// option that builds them, GradientBuckets splits parameters into buckets in backward order, and
+// ffr/data_parallel's rank slices partition a batch.
 // The MPI backend itself is tested under mpirun (tests/comm/mpi_communicator_test.cpp).
 #include "data_test_support.h"
 #include "engine/comm/communicator.h"
+#include "ffr/data_parallel.h"
 #include "optim/gradient_buckets.h"
 
 #include <gtest/gtest.h>
@@ -51,6 +53,23 @@ TEST(GradientBuckets, BucketsFollowTheByteLimitAndOneRankChangesNothing) {
   buckets.reduce();  // size 1: nothing to do
   GradientBuckets one(*comm, parameters, size_t(1) << 20);
   EXPECT_EQ(one.bucket_count(), 1u);
+}
+
+TEST(DataParallel, RankSlicesCoverTheBatchOnceAndDifferByAtMostOne) {
+  for (int64_t rows : {0, 1, 5, 16, 17}) {
+    for (int size : {1, 2, 3}) {
+      int64_t next = 0;
+      for (int rank = 0; rank < size; ++rank) {
+        const RankSlice s = rank_slice(rows, rank, size);
+        EXPECT_EQ(s.begin, next) << rows << " rows, rank " << rank << " of " << size;
+        EXPECT_LE(s.end - s.begin, rows / size + 1);
+        EXPECT_GE(s.end - s.begin, rows / size);
+        next = s.end;
+      }
+      EXPECT_EQ(next, rows);
+    }
+  }
+  EXPECT_EQ(rank_slice(1, 1, 2).end - rank_slice(1, 1, 2).begin, 0);  // a rank may get none of a last batch
 }
 
 }  // namespace
