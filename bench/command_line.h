@@ -19,7 +19,4 @@ std::string own_executable();
 std::vector<std::string> without_flags(const std::vector<std::string>& args, const std::vector<std::string>& with_value,
                                        const std::vector<std::string>& without_value = {});
 
-// One word for a POSIX shell: unchanged when it is plain, else in single quotes.
-std::string shell_quote(const std::string& word);
-
 }  // namespace ffr::bench
