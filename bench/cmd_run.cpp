@@ -36,6 +36,7 @@ struct RunOptions {
   std::string out;
   bool restart = false;
   bool distributed = false;  // one rank of mpirun/srun (ffr/data_parallel.h)
+  bool sync_bn = false;      // with --distributed: BN statistics over the global batch
   std::string profile_steps;  // "A:B": a cudaProfilerStart/Stop window (engine/profiler_window.h)
 };
 
@@ -262,6 +263,7 @@ void run(const CLI::App& sub, RunOptions& o) {
     std::printf("data parallel: %d ranks (%s), global batch %lld\n", ranks->size(), ranks->backend().c_str(),
                 static_cast<long long>(c.batch_size));
   }
+  if (o.sync_bn && !o.distributed) throw UsageError("--sync-bn: needs --distributed");
   const bool writes = !ranks || ranks->rank() == 0;
   profiler.begin();
   if (writes) ensure_writable_folder("--out", o.out);
@@ -287,7 +289,7 @@ void run(const CLI::App& sub, RunOptions& o) {
     results.push_back(run_experiment_data_parallel(c, dir, count_steps([&printer](const Progress& p) {
       printer(p);
       stop_if_interrupted(p);
-    }), ranks.get()));
+    }), DataParallel{ranks.get(), o.sync_bn}));
     if (!done) end_progress_line();
     std::printf("seed %llu:%s test WA %.1f BA %.1f (%s)\n", static_cast<unsigned long long>(seed),
                 done ? " already complete," : "", 100 * results.back().test.worst_group_accuracy,
@@ -381,6 +383,9 @@ void setup(CLI::App& sub) {
   sub.add_flag("--distributed", o->distributed,
                "data-parallel training over the ranks of mpirun/srun (MPI build: -DFFR_ENABLE_MPI=ON): each rank "
                "trains on its slice of every global batch of --batch-size; rank 0 writes the folder");
+  sub.add_flag("--sync-bn", o->sync_bn,
+               "with --distributed: batch-norm statistics over the whole global batch (PyTorch's SyncBatchNorm) "
+               "rather than each rank's slice (DDP's default)");
   sub.callback([&sub, o] { run(sub, *o); });
 }
 

@@ -7,9 +7,10 @@
 // gradients are summed over the ranks (optim/gradient_buckets.h). The step is then the
 // single-process step on the global batch up to float rounding, for every training method.
 //
-// Batch norm uses each rank's own batch statistics while training (PyTorch DDP's default); the
-// running statistics are made rank 0's at the end of each epoch, before validation, so every
-// rank evaluates and saves the same model. There is no --sync-bn yet.
+// Batch norm uses each rank's own batch statistics while training (PyTorch DDP's default), or,
+// with --sync-bn, the global batch's (layers/sync_batch_norm.h); the running statistics are made
+// rank 0's at the end of each epoch, before validation, so every rank evaluates and saves the
+// same model.
 #pragma once
 
 #include "engine/comm/communicator.h"

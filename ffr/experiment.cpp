@@ -270,11 +270,12 @@ ExperimentResult read_result(const std::string& run_dir) {
 
 ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
                                 const ProgressCallback& progress) {
-  return run_experiment_data_parallel(config, run_dir, progress, nullptr);
+  return run_experiment_data_parallel(config, run_dir, progress, DataParallel{});
 }
 
 ExperimentResult run_experiment_data_parallel(const ExperimentConfig& requested, const std::string& run_dir,
-                                             const ProgressCallback& progress, comm::Communicator* communicator) {
+                                             const ProgressCallback& progress, const DataParallel& parallel) {
+  comm::Communicator* const communicator = parallel.communicator;
   // Data parallel: rank 0 writes the folder; the others train and evaluate alike, writing nothing.
   const bool writes = communicator == nullptr || communicator->rank() == 0;
   validate_config(requested);
@@ -409,6 +410,7 @@ ExperimentResult run_experiment_data_parallel(const ExperimentConfig& requested,
   };
   context.clock = &clock;
   context.communicator = communicator;
+  context.sync_batch_norm = parallel.sync_batch_norm;
 
   // A failure while training leaves the folder resumable; the message says from where.
   auto resume_note = [&] {

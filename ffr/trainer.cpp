@@ -171,6 +171,24 @@ void check_fault_names(const Classifier& model) {
   }
 }
 
+// --sync-bn for the length of a stage: the model's BN layers take their statistics over all ranks.
+class SyncBatchNormScope {
+ public:
+  SyncBatchNormScope(Classifier& model, comm::Communicator* communicator) {
+    if (communicator == nullptr) return;
+    layers_ = batch_norm_layers(model);
+    for (BatchNorm2d* bn : layers_) bn->set_sync(communicator);
+  }
+  ~SyncBatchNormScope() {
+    for (BatchNorm2d* bn : layers_) bn->set_sync(nullptr);
+  }
+  SyncBatchNormScope(const SyncBatchNormScope&) = delete;
+  SyncBatchNormScope& operator=(const SyncBatchNormScope&) = delete;
+
+ private:
+  std::vector<BatchNorm2d*> layers_;
+};
+
 }  // namespace
 
 bool better_epoch(const SplitMetrics& candidate, const SplitMetrics& incumbent) {
@@ -231,9 +249,17 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
   comm::Communicator* ranks =
       context.communicator != nullptr && context.communicator->size() > 1 ? context.communicator : nullptr;
   std::unique_ptr<GradientBuckets> gradient_sum;
+  SyncBatchNormScope sync_batch_norm(model, ranks && context.sync_batch_norm ? ranks : nullptr);
   if (ranks) {
     gradient_sum = std::make_unique<GradientBuckets>(*ranks, optimizer->parameters(), size_t(25) << 20,
                                                      GradientBuckets::Reduction::Sum);
+    // Checked now rather than at the epoch's last batch: every rank needs a row of every batch.
+    const int64_t last = int64_t(plan.samples.size()) % context.batch_size;
+    if (context.sync_batch_norm && last != 0 && last < ranks->size()) {
+      throw InputError(detail::concat("--sync-bn: ", plan.name, "'s last batch of each epoch holds ", last,
+                                      " image(s), fewer than the ", ranks->size(),
+                                      " ranks; choose another --batch-size, or run without --sync-bn"));
+    }
   }
 
   const fault::Plan& faults = fault::plan();
@@ -296,6 +322,10 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
       }
       std::optional<data::DeviceBatch> batch = loader.next();
       FFR_CHECK(batch.has_value(), "the loader ended early: epoch ", epoch, ", step ", step, " of ", steps);
+      if (ranks && context.sync_batch_norm && batch->size < ranks->size()) {  // every rank sees this size: all stop
+        throw InputError(detail::concat("--sync-bn: a batch of ", batch->size, " image(s) cannot give each of the ",
+                                        ranks->size(), " ranks a row; choose another --batch-size"));
+      }
       optimizer->zero_grad();
       const Tensor& group_ids = loss_of.uses_source_groups() ? batch->group_with_source : batch->group;
       Tensor loss;

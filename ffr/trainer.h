@@ -103,6 +103,7 @@ struct TrainingContext {
   // Data parallelism (ffr/data_parallel.h): this process is one rank and trains on its slice of
   // every global batch of batch_size. Null (or one rank): the whole batch here.
   comm::Communicator* communicator = nullptr;
+  bool sync_batch_norm = false;  // with a communicator: BN statistics over the global batch
 };
 
 

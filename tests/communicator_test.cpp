@@ -5,11 +5,16 @@
 #include "data_test_support.h"
 #include "engine/comm/communicator.h"
 #include "ffr/data_parallel.h"
+#include "kernels/batch_norm.h"
+#include "kernels/elementwise.h"
+#include "kernels/reduce.h"
+#include "layers/sync_batch_norm.h"
 #include "optim/gradient_buckets.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace ffr {
 namespace {
@@ -70,6 +75,43 @@ TEST(DataParallel, RankSlicesCoverTheBatchOnceAndDifferByAtMostOne) {
     }
   }
   EXPECT_EQ(rank_slice(1, 1, 2).end - rank_slice(1, 1, 2).begin, 0);  // a rank may get none of a last batch
+}
+
+// On one rank, synchronised batch norm is batch norm: the same output, gradients and running
+// statistics as the fused kernel (to float32 rounding: it sums x and x^2 where the kernel
+// subtracts the mean first).
+TEST(SyncBatchNorm, OnOneRankItIsBatchNorm) {
+  auto comm = comm::make_communicator("single");
+  Rng rng(7);
+  const Tensor x0 = Tensor::uniform({4, 3, 2, 5}, -2.0, 3.0, rng);
+  const Tensor w0 = Tensor::uniform({3}, 0.5, 1.5, rng), b0 = Tensor::uniform({3}, -0.5, 0.5, rng);
+  const Tensor weights = Tensor::uniform({4, 3, 2, 5}, -1.0, 1.0, rng);  // a loss that weighs every output
+  struct Out {
+    std::vector<float> y, dx, dw, db, mean, var;
+  };
+  auto run = [&](bool sync) {
+    Tensor x = x0.clone(), w = w0.clone(), b = b0.clone();
+    x.set_requires_grad(true);
+    w.set_requires_grad(true);
+    b.set_requires_grad(true);
+    Tensor running_mean = Tensor::zeros({3}), running_var = Tensor::ones({3});
+    const Tensor y = sync ? sync_batch_norm(x, w, b, running_mean, running_var, 0.1, 1e-5, *comm)
+                          : batch_norm(x, w, b, running_mean, running_var, true, 0.1, 1e-5);
+    sum(y * weights).backward();
+    return Out{y.to_vector<float>(), x.grad().to_vector<float>(), w.grad().to_vector<float>(),
+               b.grad().to_vector<float>(), running_mean.to_vector<float>(), running_var.to_vector<float>()};
+  };
+  const Out fused = run(false), synced = run(true);
+  auto expect_near = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::abs(a[i]))) << what << " " << i;
+  };
+  expect_near(fused.y, synced.y, "y");
+  expect_near(fused.dx, synced.dx, "dx");
+  expect_near(fused.dw, synced.dw, "dweight");
+  expect_near(fused.db, synced.db, "dbias");
+  expect_near(fused.mean, synced.mean, "running_mean");
+  expect_near(fused.var, synced.var, "running_var");
 }
 
 }  // namespace

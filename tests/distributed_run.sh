@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel training under mpirun (ctest: distributed_run; MPI builds only). On a tiny
-# Spurious Fashion-MNIST with vit_tiny (no batch norm, so per-rank statistics do not enter) and
-# GroupDRO (USB, 3 epochs, global batch 16):
+# Spurious Fashion-MNIST with GroupDRO (3 epochs, global batch 16):
 #  1. `mpirun -np 2 ffr-bench run --distributed` matches the single-process run: train losses
 #     within 1e-4 relative, final weights within 1e-3 (float rounding: the ranks' gradient sums
-#     add in another order), validation and test WA/BA and the per-group table exactly;
+#     add in another order), validation and test WA/BA and the per-group table exactly; with
+#     vit_tiny (no batch norm, so per-rank statistics do not enter), and with resnet_tiny under
+#     --sync-bn (batch statistics over the global batch);
 #  2. rank 1 killed with SIGKILL (FFR_FAULT, that rank only) after epoch 1 and again in the middle
 #     of epoch 2, each time rerun with the same command: the run resumes and ends byte-identical
 #     to an uninterrupted distributed run.
@@ -41,7 +42,8 @@ ranks "$bench" "${args[@]}" --out dist --distributed >dist.log 2>&1 || { cat dis
 grep -q "data parallel: 2 ranks (mpi)" dist.log || { cat dist.log; fail "the run did not say it ran on 2 ranks"; }
 [[ $(grep -c "data parallel:" dist.log) == 1 ]] || { cat dist.log; fail "rank 1 printed too (only rank 0 reports)"; }
 
-python3 - single/seed-0 dist/seed-0 <<'PY' || fail "the 2-rank run differs from the single-process run"
+same_as_single() {
+python3 - "$1" "$2" <<'PY' || fail "the 2-rank run $2 differs from the single-process run $1"
 import json, math, struct, sys
 a, b = sys.argv[1], sys.argv[2]
 def tensors(path):
@@ -77,9 +79,21 @@ assert ta.keys() == tb.keys()
 worst = max(abs(p - q) for k in ta for p, q in zip(ta[k], tb[k]))
 if worst > 1e-3:
     print("weights differ by up to %g" % worst); ok = False
-print("   2 ranks vs 1 process: losses, WA/BA and per-group table match; weights within %.1e" % worst)
+print("   %s (2 ranks) vs %s (1 process): losses, WA/BA and per-group table match; weights within %.1e" % (b, a, worst))
 sys.exit(0 if ok else 1)
 PY
+}
+same_as_single single/seed-0 dist/seed-0
+
+# Batch norm: --sync-bn gives the single-process statistics (without it each rank has its own).
+bn_args=(run --manifest data/manifest.csv --aug none --method groupdro --ratio 0.9 --model resnet_tiny --epochs 3
+         --lr 1e-3 --batch-size 16 --device cpu --deterministic --workers 1 --threads 1)
+status=0
+"$bench" "${bn_args[@]}" --out bad --sync-bn >bad.log 2>&1 || status=$?
+[[ $status == 2 ]] && grep -q -- "--sync-bn: needs --distributed" bad.log || { cat bad.log; fail "--sync-bn without --distributed was not refused"; }
+"$bench" "${bn_args[@]}" --out bn-single >bn-single.log 2>&1 || { cat bn-single.log; fail "the single-process ResNet run failed"; }
+ranks "$bench" "${bn_args[@]}" --out bn-sync --distributed --sync-bn >bn-sync.log 2>&1 || { cat bn-sync.log; fail "the 2-rank --sync-bn run failed"; }
+same_as_single bn-single/seed-0 bn-sync/seed-0
 
 # Kill rank 1 twice, resume each time.
 saved_steps() { head -c 65536 "$1/seed-0/resume.safetensors" | grep -ao '"steps_done":"[0-9]*"' | grep -o '[0-9][0-9]*'; }
