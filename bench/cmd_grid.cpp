@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <sstream>
 
 namespace ffr::bench {
 namespace {
@@ -28,7 +29,9 @@ namespace {
 struct GridCommandOptions {
   std::string config;  // grid file
   std::vector<std::string> presets, manifests;
-  std::vector<double> ratios, learning_rates;
+  std::vector<double> ratios, learning_rates, stage1_learning_rates;
+  std::string lr_grid;                       // "paper" or "table6"
+  std::vector<std::string> dataset_ratios;   // NAME=r1,r2,...
   std::vector<int> severities;
   std::vector<uint64_t> seeds;
   std::vector<std::string> freeze_bn;
@@ -89,6 +92,34 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--severities")) g.severities = o.severities;
   if (given(sub, "--seeds")) g.seeds = o.seeds;
   if (given(sub, "--lr")) g.learning_rates = o.learning_rates;
+  if (given(sub, "--lr-grid")) g.ffr_learning_rates = o.lr_grid == "table6" ? table6_ffr_learning_rates() : std::vector<double>{};
+  if (given(sub, "--stage1-lr")) {
+    g.stage1_learning_rates = o.stage1_learning_rates;  // one value: no search
+    if (o.stage1_learning_rates.size() == 1) g.base.stage1_learning_rate = o.stage1_learning_rates.front();
+  }
+  for (const std::string& entry : o.dataset_ratios) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+      throw UsageError("--dataset-ratios: expected NAME=r1,r2,... (e.g. spuco=0.95,0.97,0.99,0.999), got '" + entry + "'");
+    }
+    std::vector<double> ratios;
+    std::stringstream list(entry.substr(eq + 1));
+    for (std::string item; std::getline(list, item, ',');) {
+      size_t used = 0;
+      double r = 0.0;
+      try {
+        r = std::stod(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != item.size() || !(r > 0.0 && r < 1.0)) {
+        throw UsageError("--dataset-ratios: '" + item + "' in '" + entry + "' is not a ratio in (0, 1)");
+      }
+      ratios.push_back(r);
+    }
+    require_unique("--dataset-ratios", ratios);
+    g.bias_ratios_by_dataset[entry.substr(0, eq)] = ratios;
+  }
   if (given(sub, "--freeze-bn")) g.freeze_batch_norm = parse_freeze_choices(o.freeze_bn);
   if (given(sub, "--vit-model")) g.vit_model = o.vit_model;
 
@@ -99,7 +130,6 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
     if (!given(sub, "--stage1-epochs")) b.stage1_epochs = o.base.epochs;
   }
   if (given(sub, "--stage1-epochs")) b.stage1_epochs = o.base.stage1_epochs;
-  if (given(sub, "--stage1-lr")) b.stage1_learning_rate = o.base.stage1_learning_rate;
   if (given(sub, "--image-size")) b.image_size = o.base.image_size;
   if (given(sub, "--batch-size")) b.batch_size = o.base.batch_size;
   if (given(sub, "--weight-decay")) b.weight_decay = o.base.weight_decay;
@@ -111,6 +141,7 @@ GridOptions grid_options(const CLI::App& sub, const GridCommandOptions& o) {
   if (given(sub, "--deterministic")) b.deterministic = o.base.deterministic;
   if (given(sub, "--init")) b.init_weights = o.base.init_weights;
   if (given(sub, "--keep-head")) b.keep_head = o.base.keep_head;
+  if (given(sub, "--freeze-bn-affine")) b.freeze_batch_norm_affine = o.base.freeze_batch_norm_affine;
 
   if (g.manifests.empty()) throw UsageError("--manifest: required (or \"manifests\" in --config)");
   bool pattern = false, plain = false;
@@ -212,13 +243,35 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
   for (const std::string& warning : check_grid_bias_ratios(grid)) {
     std::fprintf(stderr, "ffr-bench: warning: %s\n", warning.c_str());
   }
-  const std::vector<GridRun> mine = shard_runs(plan_runs(grid), shard);
+  for (const GridCell& cell : grid.cells) {
+    if (cell.config.model == "resnet50" && cell.config.init_weights.empty()) {
+      std::fprintf(stderr, "ffr-bench: warning: resnet50 from random weights: the paper fine-tunes ImageNet weights "
+                           "(--init weights/resnet50.safetensors, tools/convert_weights.py); CPU runs name a small "
+                           "model (--model resnet_demo --image-size 0)\n");
+      break;
+    }
+  }
+  // The plan as the folder stands: stage-2 runs of cells whose stage-1 search is done there are
+  // planned at the chosen rate, the others are pending (counted, listed with their placeholder).
+  const std::vector<GridRun> all = plan_runs(grid, completed_runs({o.out}));
+  const std::vector<GridRun> mine = shard_runs(all, shard);
+  const auto searches = std::count_if(all.begin(), all.end(), [](const GridRun& r) { return r.stage1_search; });
+  const auto pending = std::count_if(all.begin(), all.end(), [](const GridRun& r) { return r.pending; });
   std::printf("grid: %zu cells, %zu seeds, %zu learning rates: %zu runs in all", grid.cells.size(), grid.seeds.size(),
-              grid.learning_rates.size(), plan_runs(grid).size());
+              grid.learning_rates.size(), all.size());
+  if (searches > 0) {
+    std::printf(" (%lld FFR stage-1 search runs over %zu stage-1 rates, then %lld runs; %lld stage-2 runs wait for "
+                "their cell's stage-1 choice)",
+                static_cast<long long>(searches), grid.stage1_learning_rates.size(),
+                static_cast<long long>(all.size()) - static_cast<long long>(searches), static_cast<long long>(pending));
+  }
   if (shard.count > 1) std::printf(", %zu in shard %d/%d", mine.size(), shard.index, shard.count);
   std::printf("; output %s\n", o.out.c_str());
   if (o.dry_run) {
-    for (const GridRun& r : mine) std::printf("  %s\n", run_dir(o.out, r).c_str());
+    for (const GridRun& r : mine) {
+      std::printf("  %s%s\n", run_dir(o.out, r).c_str(),
+                  r.stage1_search ? "  (stage-1 search)" : r.pending ? "  (stage-1 rate chosen after its search)" : "");
+    }
     return;
   }
   std::fflush(stdout);
@@ -243,9 +296,12 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
   GridRunSummary ran;
   if (plan.processes > 0 || !plan.devices.empty()) {
     ran.runs = int64_t(mine.size());
-    for (const GridRun& r : mine) ran.resumed += has_result(run_dir(o.out, r)) ? 1 : 0;
-    ran.seconds = run_worker_processes(plan, mine, o.out);
-    ran.ran = ran.runs - ran.resumed;  // by the workers (their logs say which)
+    for (const GridRun& r : mine) ran.resumed += !r.pending && has_result(run_dir(o.out, r)) ? 1 : 0;
+    const WorkersOutcome workers = run_worker_processes(
+        plan, [&] { return shard_runs(plan_runs(grid, completed_runs({o.out})), shard); }, o.out);
+    ran.seconds = workers.seconds;
+    ran.pending = workers.pending;
+    ran.ran = ran.runs - ran.resumed - ran.pending;  // by the workers (their logs say which)
   } else {
     ran = run_grid(grid, {o.out, shard, {}}, run_experiment, grid_printer(o.out));
   }
@@ -255,6 +311,10 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
     report.notes.push_back(detail::concat("Shard ", shard.index, "/", shard.count,
                                           ": this report holds the runs found in this folder; `ffr-bench merge` "
                                           "joins the shards' folders."));
+  }
+  if (ran.pending > 0) {
+    report.notes.push_back(detail::concat(ran.pending, " stage-2 runs wait for FFR stage-1 searches run by other shards: "
+                                          "rerun this shard once they are done (in this folder or merged into it)."));
   }
   const GridReport result = report_grid(grid, {o.out}, o.out, report);
   std::printf("\n%lld runs done now, %lld already complete, in %s\n\n%s\nreport: %s\n",
@@ -283,22 +343,39 @@ void setup(CLI::App& sub) {
                  "learning rate(s) of the fine-tuning (ffr stage 2) or only stage, comma-separated: the grid "
                  "searched by validation WA [1e-4,1e-5,1e-6,1e-7]")
       ->delimiter(',')->check(number_above_zero());
-  sub.add_option("--ratios", o->ratios, "bias ratios, comma-separated [0.9,0.95,0.97,0.99,0.999]")
+  sub.add_option("--ratios", o->ratios,
+                 "bias ratios, comma-separated [0.9,0.95,0.97,0.99,0.999; data sets named spuco*: from 0.95, "
+                 "SpuCo Animals' natural bias]")
       ->delimiter(',');
+  sub.add_option("--dataset-ratios", o->dataset_ratios,
+                 "one data set's own ratios, NAME=r1,r2,... (NAME: the data set's short name, as in run names; "
+                 "repeat the flag per data set), instead of --ratios for it");
+  sub.add_option("--lr-grid", o->lr_grid,
+                 "paper: --lr everywhere; table6: FFR stage 2 searched over {1e-4 ... 1e-9} (the paper's Table 6), "
+                 "other rows over --lr [paper]")
+      ->check(CLI::IsMember({"paper", "table6"}));
   sub.add_option("--severities", o->severities, "table4: corruption severities [0..5]")
       ->delimiter(',')->check(CLI::Range(0, 5));
   sub.add_option("--freeze-bn", o->freeze_bn,
-                 "FFR stage 2 batch-norm choices to select from: false, true or false,true (the paper) [false]")
+                 "FFR stage 2 batch-norm choices to select from: false, true or false,true (the paper; true = "
+                 "statistics frozen, scale/shift trained, as the authors' code) [false,true]")
       ->delimiter(',')->check(CLI::IsMember({"false", "true"}));
-  sub.add_option("--model", o->base.model, "backbone (ffr-bench models) [resnet26_small]")->check(CLI::IsMember(models));
+  sub.add_flag("--freeze-bn-affine", o->base.freeze_batch_norm_affine,
+               "the frozen-BN choice also freezes BN scale/shift (not the authors' behaviour)");
+  sub.add_option("--model", o->base.model,
+                 "backbone (ffr-bench models) [resnet50, the paper's, with --init; on a CPU name a small one, "
+                 "e.g. resnet_demo with --image-size 0]")->check(CLI::IsMember(models));
   sub.add_option("--vit-model", o->vit_model, "table8's ViT [vit_b32; vit_small_p4 suits CPUs and 32 px images]")
       ->check(CLI::IsMember(models));
   sub.add_option("--epochs", o->base.epochs, "epochs of the fine-tuning (ffr stage 2) or only stage; also ffr stage 1 unless --stage1-epochs [20]")
       ->check(number_above_zero());
   sub.add_option("--stage1-epochs", o->base.stage1_epochs, "FFR stage 1 epochs [default: --epochs]")->check(number_above_zero());
-  sub.add_option("--stage1-lr", o->base.stage1_learning_rate, "FFR stage 1 learning rate (one value: the protocol does not search it) [1e-4]")
-      ->check(number_above_zero());
-  sub.add_option("--image-size", o->base.image_size, "input side in pixels (0: the manifest's) [0]")
+  sub.add_option("--stage1-lr", o->stage1_learning_rates,
+                 "FFR stage 1 learning rate(s), comma-separated: two or more are searched in every full-FFR cell "
+                 "(stage-1-only runs, chosen by mean stage-1 val WA before stage 2), one is used as is "
+                 "[the --lr list, searched: the paper]")
+      ->delimiter(',')->check(number_above_zero());
+  sub.add_option("--image-size", o->base.image_size, "input side in pixels (0: the manifest's) [224]")
       ->check(number_above_zero(true));
   sub.add_option("--batch-size", o->base.batch_size, "batch size [128]")->check(number_above_zero());
   sub.add_option("--weight-decay", o->base.weight_decay, "Adam's coupled L2 [1e-5]")->check(number_above_zero(true));
@@ -331,6 +408,7 @@ void setup(CLI::App& sub) {
   sub.callback([&sub, o] {
     require_unique("--seeds", o->seeds);
     require_unique("--lr", o->learning_rates);
+    require_unique("--stage1-lr", o->stage1_learning_rates);
     require_unique("--ratios", o->ratios);
     require_unique("--severities", o->severities);
     for (double r : o->ratios) {

@@ -119,7 +119,12 @@ void setup(CLI::App& sub) {
                [=] { finish(data::import_synthetic(*synthetic, *synthetic_common)); });
   k->add_option("--root", synthetic->root, "folder with one <class>/<bias>/ subfolder per group")
       ->check(CLI::ExistingDirectory);
-  k->add_option("--csv", synthetic->csv, "CSV of path,class,bias[,prompt,generator,split]")->check(CLI::ExistingFile);
+  k->add_option("--csv", synthetic->csv, "CSV of path,class,bias[,prompt,generator,split,prompt_kind]")
+      ->check(CLI::ExistingFile);
+  k->add_option("--prompt-kind", synthetic->prompt_kind,
+                "aware (\"a photo of {bias} {class}\") or agnostic (class-only prompts: the Table 5 pool); a CSV's "
+                "prompt_kind column wins")
+      ->check(CLI::IsMember({"aware", "agnostic"}))->capture_default_str();
   k->add_option("--like", synthetic->like, "real manifest whose class and bias names (and order) to use")
       ->check(CLI::ExistingFile);
   k->add_option("--generator", synthetic->generator,

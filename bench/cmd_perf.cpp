@@ -67,6 +67,7 @@ void run_perf(PerfOptions& o) {
   std::printf("  timed window: CPU %.2f s user + %.2f s kernel (%.1f%% kernel), %lld minor / %lld major page faults\n",
               r.cpu_user_s, r.cpu_system_s, cpu_s > 0 ? 100.0 * r.cpu_system_s / cpu_s : 0.0,
               static_cast<long long>(r.minor_page_faults), static_cast<long long>(r.major_page_faults));
+  if (!r.inference_plan.empty()) std::printf("  %s\n", r.inference_plan.c_str());
   if (c.op_profile) print_op_profile(r);
   if (o.json) {
     nlohmann::json line = {{"model", c.model},
@@ -91,7 +92,8 @@ void run_perf(PerfOptions& o) {
                                  {"cpu_user_s", r.cpu_user_s},
                                  {"cpu_system_s", r.cpu_system_s},
                                  {"minor_page_faults", r.minor_page_faults},
-                                 {"major_page_faults", r.major_page_faults}};
+                                 {"major_page_faults", r.major_page_faults},
+                                 {"inference_plan", r.inference_plan}};
     if (c.op_profile) {
       nlohmann::json ops = nlohmann::json::array();
       for (const OpProfileEntry& e : r.op_profile) {

@@ -66,10 +66,11 @@ void run_prepare(const PrepareOptions& options) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("wrote %s: %lld images in %.1f s\n", summary.manifest.string().c_str(),
               static_cast<long long>(summary.images), seconds);
-  std::printf("  train: %lld real, %lld synthetic; val: %lld real; test: %lld real; held-out synthetic: %lld\n",
+  std::printf("  train: %lld real, %lld synthetic, %lld synthetic bias-agnostic (class-only prompts, Table 5); "
+              "val: %lld real; test: %lld real; held-out synthetic: %lld\n",
               static_cast<long long>(summary.real_train), static_cast<long long>(summary.synthetic_train),
-              static_cast<long long>(summary.real_val), static_cast<long long>(summary.real_test),
-              static_cast<long long>(summary.synthetic_heldout));
+              static_cast<long long>(summary.synthetic_agnostic), static_cast<long long>(summary.real_val),
+              static_cast<long long>(summary.real_test), static_cast<long long>(summary.synthetic_heldout));
 }
 
 void setup(CLI::App& sub) {
@@ -97,6 +98,13 @@ void setup(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--synthetic-per-group", c.synthetic_per_group,
                  "synthetic train images per group (0: as many as USB/ASB/FFR need up to ratio 0.999)")
+      ->capture_default_str();
+  sub.add_option("--agnostic-per-class", c.agnostic_per_class,
+                 "bias-agnostic synthetic train images per class (class-only prompts, the paper's Table 5; -1: as "
+                 "many as the bias-aware pool holds of the class; 0: none)")
+      ->capture_default_str();
+  sub.add_option("--agnostic-majority-prior", c.agnostic_majority_prior,
+                 "the generator's own prior for those images: share on the class's majority background")
       ->capture_default_str();
   sub.add_option("--threads", c.threads, "rendering threads (0: all cores)")->capture_default_str();
   sub.add_option("--fashion-mnist-dir", c.fashion_mnist_dir, "Fashion-MNIST .gz files")->capture_default_str();

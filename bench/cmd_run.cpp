@@ -127,6 +127,7 @@ void write_summary(const RunOptions& o, const std::vector<ExperimentResult>& res
     settings["stage1_learning_rate"] = c.stage1_learning_rate;
     settings["stages"] = stage_order_name(c.stages);
     settings["freeze_batch_norm"] = c.freeze_batch_norm;
+    settings["freeze_batch_norm_affine"] = c.freeze_batch_norm_affine;
   }
   const bool synthetic = !results.empty() && !results.front().test_synthetic.groups.empty();
   struct Column {
@@ -222,7 +223,8 @@ void run(const CLI::App& sub, RunOptions& o) {
   c.method = parse_method(o.method);
   c.stages = parse_stage_order(o.stages);
   c.synthetic = parse_synthetic_distribution(o.synthetic);
-  c.freeze_batch_norm = o.freeze_bn == "true";
+  c.freeze_batch_norm = o.freeze_bn != "false";
+  c.freeze_batch_norm_affine = o.freeze_bn == "affine";
   check_applicable(sub, c);
   // --epochs is the fine-tuning (or only) stage; FFR's stage 1 trains as long unless
   // --stage1-epochs says otherwise (the same rule as grid).
@@ -344,8 +346,9 @@ void setup(CLI::App& sub) {
   sub.add_option("--synthetic", o->synthetic, "shape of the synthetic set (Tables 2 and 5)")
       ->check(CLI::IsMember({"balanced", "biased", "agnostic"}))->capture_default_str();
   sub.add_option("--freeze-bn", o->freeze_bn,
-                 "ffr stage 2: freeze batch-norm statistics and affine parameters (--aug ffr only)")
-      ->check(CLI::IsMember({"false", "true"}))->capture_default_str();
+                 "ffr stage 2: true freezes batch-norm statistics (BN in eval mode, scale/shift still "
+                 "trained: the authors' code); affine also freezes scale/shift (--aug ffr only)")
+      ->check(CLI::IsMember({"false", "true", "affine"}))->capture_default_str();
   sub.add_option("--weight-decay", c.weight_decay, "Adam's coupled L2")->check(non_negative())
       ->capture_default_str();
   sub.add_option("--batch-size", c.batch_size, "batch size")->check(positive())->capture_default_str();

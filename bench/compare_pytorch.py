@@ -288,6 +288,11 @@ def write_report(a, rows, commands, info, vers, started):
             u, s, f, n = r["engine_cpu"]
             lines.append(f"| {r['mode']} | {r['model']} | {r['batch']} | {r['size']} | {u:.2f} | {s:.2f} | "
                          f"{100 * ratio(s, u + s):.1f}% | {f / n:.0f} |")
+    planned = [r for r in rows if r.get("plan")]
+    if planned:
+        lines += ["", "Engine inference through a prepared plan (`layers/inference_plan.h`; what `InferenceModel` "
+                  "runs; `FFR_INFERENCE_PLAN=off` turns it off), where PyTorch runs eager mode:", ""]
+        lines += [f"- {r['model']} batch {r['batch']}: {r['plan']}" for r in planned]
     lines += ["", "Max RSS is the whole process's, shared libraries included (both sides map CUDA's); the "
               "engine's own tensors peak lower (`peak_host_bytes` in its JSON).", "",
               "## Commands", "", "```"] + [shlex.join(c) for c in commands] + ["```", ""]
@@ -384,6 +389,9 @@ def main():
                                  sum(o["cpu_system_s"] for o in got["engine"]),
                                  sum(o["minor_page_faults"] for o in got["engine"]),
                                  sum(len(o["step_ms"]) for o in got["engine"]))
+        plans = {o.get("inference_plan", "") for o in got["engine"]} - {""}
+        if plans:
+            row["plan"] = sorted(plans)[0]
         rows.append(row)
         print(f"{c['mode']:9s} {c['model']:12s} b{c['batch']:<4d} {c['size']:4d}px  engine "
               f"{e['images_per_s']:8.1f} img/s  torch {t['images_per_s']:8.1f} img/s  ratio {row['ratio']:.2f}"

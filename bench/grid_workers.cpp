@@ -150,7 +150,7 @@ void check_worker_plan(const WorkerPlan& plan) {
   }
 }
 
-double run_worker_processes(const WorkerPlan& plan, const std::vector<GridRun>& mine, const std::string& out) {
+WorkersOutcome run_worker_processes(const WorkerPlan& plan, const RunPlanner& runs, const std::string& out) {
   const auto start_time = std::chrono::steady_clock::now();
   const fs::path logs = fs::path(out) / "workers";
   fs::create_directories(logs);
@@ -194,10 +194,21 @@ double run_worker_processes(const WorkerPlan& plan, const std::vector<GridRun>& 
   }
   std::fflush(stdout);
 
-  auto complete = [&] {
-    size_t n = 0;
-    for (const GridRun& r : mine) n += has_result(run_dir(out, r)) ? 1 : 0;
-    return n;
+  // (complete, runnable, pending) runs of the share as it stands.
+  struct Count {
+    size_t complete = 0, runnable = 0, pending = 0;
+  };
+  auto count = [&] {
+    Count c;
+    for (const GridRun& r : runs()) {
+      if (r.pending) {
+        ++c.pending;
+        continue;
+      }
+      ++c.runnable;
+      c.complete += has_result(run_dir(out, r)) ? 1 : 0;
+    }
+    return c;
   };
   size_t shown = size_t(-1), running = workers.size();
   bool forwarded = false;
@@ -216,31 +227,35 @@ double run_worker_processes(const WorkerPlan& plan, const std::vector<GridRun>& 
       }
       forwarded = true;
     }
-    const size_t done = complete();
-    if (done != shown) {
-      std::printf("[%zu/%zu runs complete]\n", done, mine.size());
+    const Count now = count();
+    if (now.complete != shown) {
+      std::printf("[%zu/%zu runs complete]\n", now.complete, now.runnable + now.pending);
       std::fflush(stdout);
-      shown = done;
+      shown = now.complete;
     }
-    if (running > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // Each look plans the share again (it reads the finished runs' results): not too often.
+    if (running > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   if (forwarded) throw Interrupted("interrupted: rerun the same command to resume the grid");
 
-  const size_t done = complete();
+  const Count end = count();
   std::string failures;
   for (const Worker& w : workers) {
     if (w.status == 0) continue;
     failures += detail::concat("\n  worker ", w.index, " (", describe_exit(w), "): ", last_error(w.log), " [", w.log, "]");
   }
-  if (done < mine.size()) {
-    throw Error(detail::concat("grid: ", mine.size() - done, " of ", mine.size(), " runs are not complete",
+  if (end.complete < end.runnable) {
+    throw Error(detail::concat("grid: ", end.runnable - end.complete, " of ", end.runnable, " runs are not complete",
                                failures.empty() ? std::string(" (held by workers on other hosts; see the logs)") : failures,
                                "\nrerun the same command to finish them"));
   }
   if (!failures.empty()) {
     std::printf("warning: every run is complete, but not every worker ended well:%s\n", failures.c_str());
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  WorkersOutcome outcome;
+  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  outcome.pending = int64_t(end.pending);
+  return outcome;
 }
 
 }  // namespace ffr::bench

@@ -7,6 +7,7 @@
 
 #include "ffr/grid.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,9 +26,18 @@ std::vector<int> parse_devices(const std::string& text);
 // Checks the plan against this build and machine (UsageError naming the flag).
 void check_worker_plan(const WorkerPlan& plan);
 
-// Starts the workers, prints progress until they have all exited, and throws when a run of `mine`
-// is still missing then (naming the workers that failed and their logs under <out>/workers/).
-// Returns the wall time.
-double run_worker_processes(const WorkerPlan& plan, const std::vector<GridRun>& mine, const std::string& out);
+// This process's share of the runs as the folder stands now (planned again as FFR stage-1 searches
+// complete: their stage-2 runs get their names then).
+using RunPlanner = std::function<std::vector<GridRun>()>;
+
+struct WorkersOutcome {
+  double seconds = 0.0;  // wall time
+  int64_t pending = 0;   // stage-2 runs still waiting for another shard's stage-1 search
+};
+
+// Starts the workers, prints progress until they have all exited, and throws when a run that
+// could run is still missing then (naming the workers that failed and their logs under
+// <out>/workers/).
+WorkersOutcome run_worker_processes(const WorkerPlan& plan, const RunPlanner& runs, const std::string& out);
 
 }  // namespace ffr::bench

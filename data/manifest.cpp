@@ -32,6 +32,7 @@ const char* split_name(Split split) {
 }
 
 const char* source_name(Source source) { return source == Source::Real ? "real" : "synthetic"; }
+const char* prompt_kind_name(PromptKind kind) { return kind == PromptKind::Aware ? "aware" : "agnostic"; }
 
 bool DatasetInfo::has_group(int y, int b) const {
   return std::find(groups.begin(), groups.end(), std::make_pair(y, b)) != groups.end();
@@ -215,6 +216,18 @@ Source parse_source(const std::string& text, const std::string& where) {
   throw InputError(detail::concat(where, ": unknown source '", text, "' (expected real or synthetic)"));
 }
 
+PromptKind parse_prompt_kind(const std::string& text, Source source, const std::string& where) {
+  if (text.empty() || text == "aware") return PromptKind::Aware;
+  if (text != "agnostic") {
+    throw InputError(detail::concat(where, ": unknown prompt_kind '", text, "' (expected aware, agnostic or empty)"));
+  }
+  if (source != Source::Synthetic) {
+    throw InputError(detail::concat(where, ": prompt_kind 'agnostic' on a real image (it marks synthetic images "
+                                           "generated from a class-only prompt)"));
+  }
+  return PromptKind::Agnostic;
+}
+
 }  // namespace
 
 void validate_manifest(const Manifest& manifest) {
@@ -277,7 +290,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& csv_path, const
     return it == column.end() ? -1 : long(it->second);
   };
   const long orig_id = optional_column("orig_id"), generator = optional_column("generator"),
-             prompt = optional_column("prompt");
+             prompt = optional_column("prompt"), prompt_kind = optional_column("prompt_kind");
 
   manifest.samples.reserve(records.size() - 1);
   for (size_t r = 1; r < records.size(); ++r) {
@@ -297,6 +310,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& csv_path, const
     if (orig_id >= 0) s.orig_id = rec.fields[size_t(orig_id)];
     if (generator >= 0) s.generator = rec.fields[size_t(generator)];
     if (prompt >= 0) s.prompt = rec.fields[size_t(prompt)];
+    if (prompt_kind >= 0) s.prompt_kind = parse_prompt_kind(rec.fields[size_t(prompt_kind)], s.source, where);
     manifest.samples.push_back(std::move(s));
   }
   if (manifest.samples.empty()) {
@@ -324,8 +338,11 @@ Manifest parse_manifest_text(const std::string& csv_text, const std::string& jso
 void write_manifest(const Manifest& manifest) {
   FFR_CHECK(!manifest.csv_path.empty(), "write_manifest: csv_path is empty");
   validate_manifest(manifest);
-  bool has_orig_id = false, has_generator = false, has_prompt = false;
+  bool has_orig_id = false, has_generator = false, has_prompt = false, has_prompt_kind = false;
   for (const Sample& s : manifest.samples) {
+    FFR_CHECK(s.prompt_kind == PromptKind::Aware || s.source == Source::Synthetic,
+              "write_manifest: a real image marked prompt_kind agnostic: ", s.path);
+    has_prompt_kind |= s.prompt_kind != PromptKind::Aware;
     has_orig_id |= !s.orig_id.empty();
     has_generator |= !s.generator.empty();
     has_prompt |= !s.prompt.empty();
@@ -334,6 +351,7 @@ void write_manifest(const Manifest& manifest) {
   if (has_orig_id) header.push_back("orig_id");
   if (has_generator) header.push_back("generator");
   if (has_prompt) header.push_back("prompt");
+  if (has_prompt_kind) header.push_back("prompt_kind");
 
   std::string csv = csv_line(header);
   std::vector<std::string> row;
@@ -342,6 +360,7 @@ void write_manifest(const Manifest& manifest) {
     if (has_orig_id) row.push_back(s.orig_id);
     if (has_generator) row.push_back(s.generator);
     if (has_prompt) row.push_back(s.prompt);
+    if (has_prompt_kind) row.push_back(prompt_kind_name(s.prompt_kind));
     csv += csv_line(row);
   }
 

@@ -1,5 +1,5 @@
 // The manifest: how every data set enters the engine (DESIGN.md, "Data: the manifest").
-// A CSV (path,split,y,b,source [,orig_id,generator,prompt]) plus a JSON sidecar beside it
+// A CSV (path,split,y,b,source [,orig_id,generator,prompt,prompt_kind]) plus a JSON sidecar beside it
 // (class_names, bias_names, groups, image_size). The built-in Spurious Fashion-MNIST is
 // written in the same format, so user data and ours go through one path.
 #pragma once
@@ -14,9 +14,15 @@ namespace ffr::data {
 
 enum class Split { Train, Val, Test };
 enum class Source { Real, Synthetic };  // the paper's g
+// How a synthetic image was prompted: "aware" names class and bias ("a photo of {bias} {class}",
+// the paper's main data), "agnostic" the class only ("a photo of {class}", the paper's Table 5),
+// with whatever bias the generator's own prior gave it (b records it where known). Optional
+// column `prompt_kind`; absent or empty: aware (older manifests). Real images are always aware.
+enum class PromptKind { Aware, Agnostic };
 
 const char* split_name(Split split);    // "train", "val", "test"
 const char* source_name(Source source); // "real", "synthetic"
+const char* prompt_kind_name(PromptKind kind);  // "aware", "agnostic"
 
 struct Sample {
   std::string path;  // as written in the CSV (relative to the manifest's root unless absolute)
@@ -26,6 +32,8 @@ struct Sample {
   Source source = Source::Real;
   std::string orig_id, generator, prompt;  // optional columns, "" when absent
   int line = 0;      // CSV line the sample came from (0 for samples built in memory)
+  // Optional column, synthetic images only (after `line`, so brace-initialised samples keep working).
+  PromptKind prompt_kind = PromptKind::Aware;
 };
 
 // The JSON sidecar.

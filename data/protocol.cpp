@@ -26,6 +26,15 @@ std::string describe(const ProtocolConfig& config) {
   return detail::concat(augmentation_name(config.augmentation), " at bias ratio ", config.bias_ratio);
 }
 
+// Synthetic samples of one split and prompt kind.
+IndexList synthetic_samples(const Manifest& manifest, Split split, PromptKind kind) {
+  IndexList out;
+  for (int64_t i : select_samples(manifest, split, Source::Synthetic)) {
+    if (manifest.samples[size_t(i)].prompt_kind == kind) out.push_back(i);
+  }
+  return out;
+}
+
 std::string share_text(double share) {
   char text[32];
   std::snprintf(text, sizeof text, "%.4f", share);
@@ -100,8 +109,9 @@ ExperimentSplits make_experiment_splits(const Manifest& manifest, const Protocol
   out.val = subsample_to_bias_ratio(manifest, all_val, groups,
                                     out.majority_bias, config.bias_ratio, config.val_min_per_group, val_rng);
   out.test = select_samples(manifest, Split::Test, Source::Real);
-  out.val_synthetic = select_samples(manifest, Split::Val, Source::Synthetic);
-  out.test_synthetic = select_samples(manifest, Split::Test, Source::Synthetic);
+  // Held-out synthetic images as USB/ASB/FFR's own (bias-aware) data: Table 3's.
+  out.val_synthetic = synthetic_samples(manifest, Split::Val, PromptKind::Aware);
+  out.test_synthetic = synthetic_samples(manifest, Split::Test, PromptKind::Aware);
 
   if (config.augmentation == Augmentation::None) {
     out.train = real_train;
@@ -123,7 +133,18 @@ ExperimentSplits make_experiment_splits(const Manifest& manifest, const Protocol
     case Augmentation::None: break;
   }
 
-  const IndexList pool = select_samples(manifest, Split::Train, Source::Synthetic);
+  // Table 5's bias-agnostic data is its own pool, generated from class-only prompts: the
+  // bias-aware images with their b ignored would still be balanced over b, which is what the
+  // paper shows class-only prompts do not give.
+  const bool agnostic = config.synthetic == SyntheticDistribution::BiasAgnostic;
+  const IndexList pool =
+      synthetic_samples(manifest, Split::Train, agnostic ? PromptKind::Agnostic : PromptKind::Aware);
+  if (agnostic && pool.empty()) {
+    throw InputError(detail::concat(
+        manifest.csv_path.string(), ": bias-agnostic synthetic data (--synthetic agnostic, Table 5) needs its own pool: ",
+        "synthetic train images generated from class-only prompts, marked prompt_kind=agnostic; this manifest has none ",
+        "(`ffr-bench prepare` renders them for the built-in data set; rebuild an older one with --force)"));
+  }
   Rng synthetic_rng(config.seed, kSyntheticChoice);
   const IndexList synthetic =
       config.synthetic == SyntheticDistribution::BiasAgnostic

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <tuple>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -28,12 +29,16 @@ namespace {
 
 using sfmnist::ImageJob;
 
-constexpr const char* kBuilderName = "ffr-engine spurious-fashion-mnist v1";  // build.json's "builder"
+// build.json's "builder". v2: the bias-agnostic pool (prompt_kind agnostic) joined the data set;
+// the manifest's content changes with it, so runs keyed on it (with_data_hashes) see new data.
+constexpr const char* kBuilderName = "ffr-engine spurious-fashion-mnist v2";
+constexpr const char* kEarlierBuilderNames[] = {"ffr-engine spurious-fashion-mnist v1"};  // ours too, for --force
 
 std::string relative_image_path(const ImageJob& job, int64_t serial) {
   char name[32];
   std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(serial));
-  return detail::concat("images/", split_name(job.split), "/", source_name(job.source), "/", name);
+  return detail::concat("images/", split_name(job.split), "/", source_name(job.source), job.agnostic ? "-agnostic" : "",
+                        "/", name);
 }
 
 // Renders and writes every job on `threads` threads. Each image depends only on its job, so the
@@ -89,7 +94,9 @@ nlohmann::json config_json(const SpuriousFashionMnistConfig& config) {
           {"synthetic_eval_per_group", config.synthetic_eval_per_group},
           {"eval_per_class", config.eval_per_class},
           {"synthetic_per_group", config.synthetic_per_group},
-          {"supported_ratios", config.supported_ratios}};
+          {"supported_ratios", config.supported_ratios},
+          {"agnostic_per_class", config.agnostic_per_class},
+          {"agnostic_majority_prior", config.agnostic_majority_prior}};
 }
 
 // --force replaces a folder only when it is one this builder wrote (its build.json names us) and
@@ -108,6 +115,7 @@ void check_replaceable(const fs::path& out) {
     std::ifstream in(build_json, std::ios::binary);
     const nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     ours = doc.is_object() && doc.contains("builder") && doc["builder"] == kBuilderName;
+    for (const char* earlier : kEarlierBuilderNames) ours |= doc.is_object() && doc.value("builder", "") == earlier;
   }
   if (!ours) {
     throw InputError(detail::concat(out.string(), ": has no build.json written by `ffr-bench prepare`, so it is not "
@@ -155,15 +163,15 @@ BuildSummary build_spurious_fashion_mnist(const SpuriousFashionMnistConfig& conf
   const std::string generator =
       config.severity == 0 ? "sfmnist-generator-v1" : detail::concat("sfmnist-generator-v1+corruption-s", config.severity);
   std::vector<std::string> paths;
-  std::vector<std::pair<Split, Source>> kinds;
+  std::vector<std::tuple<Split, Source, bool>> kinds;  // image folders: (split, source, agnostic)
   std::vector<int64_t> serials;
   BuildSummary summary;
   for (const ImageJob& job : jobs) {
     // Serial numbers count within each (split, source) folder.
     size_t k = 0;
-    while (k < kinds.size() && kinds[k] != std::make_pair(job.split, job.source)) ++k;
+    while (k < kinds.size() && kinds[k] != std::make_tuple(job.split, job.source, job.agnostic)) ++k;
     if (k == kinds.size()) {
-      kinds.emplace_back(job.split, job.source);
+      kinds.emplace_back(job.split, job.source, job.agnostic);
       serials.push_back(0);
     }
     paths.push_back(relative_image_path(job, serials[k]++));
@@ -176,16 +184,23 @@ BuildSummary build_spurious_fashion_mnist(const SpuriousFashionMnistConfig& conf
     s.orig_id = detail::concat("fashion-mnist/", job.from_test_split ? "t10k" : "train", "/", job.fashion_mnist_index);
     if (job.source == Source::Synthetic) {
       s.generator = generator;
-      s.prompt = detail::concat("a ", manifest.info.class_names[size_t(job.y)], " on a ",
-                                manifest.info.bias_names[size_t(job.b)], " background");
+      // The bias-agnostic pool's prompt names the class only; b records what the generator drew.
+      s.prompt = job.agnostic ? detail::concat("a ", manifest.info.class_names[size_t(job.y)])
+                              : detail::concat("a ", manifest.info.class_names[size_t(job.y)], " on a ",
+                                               manifest.info.bias_names[size_t(job.b)], " background");
+      s.prompt_kind = job.agnostic ? PromptKind::Agnostic : PromptKind::Aware;
     }
     manifest.samples.push_back(std::move(s));
     const bool real = job.source == Source::Real;
-    if (job.split == Split::Train) (real ? summary.real_train : summary.synthetic_train)++;
+    if (job.agnostic) summary.synthetic_agnostic++;
+    else if (job.split == Split::Train) (real ? summary.real_train : summary.synthetic_train)++;
     else if (!real) summary.synthetic_heldout++;
     else (job.split == Split::Val ? summary.real_val : summary.real_test)++;
   }
-  for (const auto& [split, source] : kinds) fs::create_directories(staging.path() / "images" / split_name(split) / source_name(source));
+  for (const auto& [split, source, agnostic] : kinds) {
+    fs::create_directories(staging.path() / "images" / split_name(split) /
+                           (std::string(source_name(source)) + (agnostic ? "-agnostic" : "")));
+  }
 
   render_all(jobs, paths, staging.path(), train, test, config, progress);
 

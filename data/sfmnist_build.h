@@ -38,6 +38,14 @@ struct SpuriousFashionMnistConfig {
   int synthetic_eval_per_group = 50;       // held-out synthetic images per group, in val and in test
   int eval_per_class = 500;                // real val and real test images per class (500: half the test split each)
   int64_t synthetic_per_group = 0;         // > 0: exactly this many per group; 0: what the protocol needs
+  // The bias-agnostic pool (the paper's Table 5): synthetic train images "generated from a class-only
+  // prompt", marked prompt_kind=agnostic. The generator picks their background from its own prior,
+  // not from the bias pools: the class's majority background with agnostic_majority_prior, the
+  // others evenly (a generator learnt from biased photos repeats the bias, as the paper found for
+  // Stable Diffusion's class-only CelebA-HQ images). Per class: -1: as many as the bias-aware pool
+  // holds of the class; 0: none.
+  int64_t agnostic_per_class = -1;
+  double agnostic_majority_prior = 0.7;
   std::vector<double> supported_ratios = {0.9, 0.95, 0.97, 0.99, 0.999};  // runs may use these (>= bias_ratio)
   int threads = 0;                          // 0: all cores
   std::filesystem::path fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
@@ -55,6 +63,7 @@ struct BuildSummary {
   std::filesystem::path manifest;  // <out>/manifest.csv
   int64_t images = 0;
   int64_t real_train = 0, synthetic_train = 0, real_val = 0, real_test = 0, synthetic_heldout = 0;
+  int64_t synthetic_agnostic = 0;  // the bias-agnostic pool (train)
 };
 
 // Builds the data set into a staging folder beside config.out and renames it into place at the

@@ -19,7 +19,8 @@ namespace {
 // share random numbers and adding a kind never shifts another's.
 constexpr uint64_t kPoolStream = 1000;          // + Fashion-MNIST label (train), + 100 (test)
 constexpr uint64_t kSyntheticSourceStream = 2000;  // + group
-enum ImageKind : uint64_t { kRealTrain = 1, kRealVal, kRealTest, kSynthTrain, kSynthVal, kSynthTest };
+constexpr uint64_t kAgnosticStream = 3000;         // + class
+enum ImageKind : uint64_t { kRealTrain = 1, kRealVal, kRealTest, kSynthTrain, kSynthVal, kSynthTest, kSynthAgnostic };
 uint64_t image_stream(ImageKind kind, uint64_t serial) { return (uint64_t(kind) << 40) | serial; }
 
 constexpr int kTrainPerClass = 6000;  // Fashion-MNIST: 6000 train and 1000 test images per class
@@ -49,9 +50,13 @@ void validate_config(const SpuriousFashionMnistConfig& config) {
     throw InputError(detail::concat("--severity must be in 0..5, got ", config.severity));
   }
   if (config.real_per_class < kNumBackgrounds || config.synthetic_source_per_class < 1 ||
-      config.heldout_source_per_class < 2 || config.synthetic_eval_per_group < 0 || config.synthetic_per_group < 0) {
+      config.heldout_source_per_class < 2 || config.synthetic_eval_per_group < 0 || config.synthetic_per_group < 0 ||
+      config.agnostic_per_class < -1) {
     throw InputError("pool sizes: --real-per-class >= 4, --synthetic-source-per-class >= 1, "
                      "--heldout-source-per-class >= 2, per-group counts >= 0");
+  }
+  if (!(config.agnostic_majority_prior >= 0.0 && config.agnostic_majority_prior <= 1.0)) {
+    throw InputError(detail::concat("--agnostic-majority-prior must be in [0, 1], got ", config.agnostic_majority_prior));
   }
   const int used = config.real_per_class + config.synthetic_source_per_class + config.heldout_source_per_class;
   if (used > kTrainPerClass) {
@@ -180,6 +185,30 @@ std::vector<ImageJob> plan_images(const Pools& pools, const SpuriousFashionMnist
       Rng rng(config.seed, kSyntheticSourceStream + uint64_t(g));
       add_synthetic(jobs, pools.synthetic_source[size_t(y)], Split::Train, y, b, synthetic[size_t(g)], rng,
                     kSynthTrain, serial);
+    }
+  }
+
+  // The bias-agnostic pool: new variants of the same synthetic-source garments, backgrounds from
+  // the generator's prior (see SpuriousFashionMnistConfig::agnostic_per_class).
+  serial = 0;
+  for (int y = 0; y < classes; ++y) {
+    int64_t n = config.agnostic_per_class;
+    if (n < 0) {
+      n = 0;
+      for (int b = 0; b < kNumBackgrounds; ++b) n += synthetic[size_t(groups.group(y, b))];
+    }
+    Rng rng(config.seed, kAgnosticStream + uint64_t(y));
+    const std::vector<int>& sources = pools.synthetic_source[size_t(y)];
+    for (int64_t k = 0; k < n; ++k) {
+      int b = y;
+      if (rng.uniform() >= config.agnostic_majority_prior) {
+        b = int(rng.below(kNumBackgrounds - 1));
+        if (b >= y) ++b;  // one of the others, evenly
+      }
+      ImageJob job{Split::Train, Source::Synthetic, y, b, false, sources[rng.below(sources.size())],
+                   image_stream(kSynthAgnostic, serial++)};
+      job.agnostic = true;
+      jobs.push_back(job);
     }
   }
 

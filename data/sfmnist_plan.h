@@ -27,6 +27,7 @@ struct ImageJob {
   bool from_test_split = false;  // which Fashion-MNIST split fashion_mnist_index refers to
   int fashion_mnist_index = 0;
   uint64_t stream = 0;        // Philox stream of this image's randomness
+  bool agnostic = false;      // synthetic from a class-only prompt (prompt_kind agnostic)
 };
 
 // Checks the config against the data: throws ffr::InputError naming the bad flag.
@@ -40,8 +41,8 @@ Pools make_pools(const FashionMnistSplit& train, const FashionMnistSplit& test,
 // `min_minority` each (taken from the majority when needed).
 std::vector<int64_t> biased_background_counts(int64_t n, int majority, double ratio, int min_minority);
 
-// Every image of the data set, in manifest order: train real, train synthetic, val real, val
-// synthetic, test real, test synthetic.
+// Every image of the data set, in manifest order: train real, train synthetic, train synthetic
+// bias-agnostic, val real, val synthetic, test real, test synthetic.
 std::vector<ImageJob> plan_images(const Pools& pools, const SpuriousFashionMnistConfig& config);
 
 // Renders one planned image (severity applies to synthetic images only).

@@ -226,6 +226,7 @@ DfrResult fit_dfr(const Tensor& features, const std::vector<int64_t>& labels, co
   result.weight = Tensor::from_vector(raw_weight, {num_classes, d});
   result.bias = Tensor::from_vector(raw_bias, {num_classes});
   result.best_c = best_c;
+  result.num_retrains = options.num_retrains;
   result.tuning_worst_group_accuracy = tuning_wga[best];
   result.heldout_rows = tune_rows;
   result.heldout_predictions = std::move(tuning_predictions[best]);

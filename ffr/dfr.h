@@ -11,9 +11,13 @@
 //   3. Refit with the best C num_retrains times, each on a fresh group-balanced subset of the
 //      whole validation split, and average the coefficients.
 //
-// As in the reference code (dfr_evaluate_spurious.py): the refit standardises with the mean/std of
-// the whole validation split (one scaler for all retrains, so their coefficients average in one
-// space); StandardScaler's conventions (population std, a constant feature keeps scale 1).
+// Scalers, as in the reference code (dfr_evaluate_spurious.py), each fitted on the data its head is
+// trained on: the tuning fits standardise with the mean/std of their balanced subset of the first
+// half (the reference's scaler.fit(x_train)); the refit heads are trained on balanced subsets of
+// the whole validation split and standardise with the mean/std of that split
+// (dfr_on_validation_eval's scaler.fit(all_embeddings["val"])), one scaler for all refits so their
+// coefficients average in one space. Never test or train-split features. StandardScaler's
+// conventions (population std, a constant feature keeps scale 1).
 // Differences, on purpose: the halves are split per group (the reference shuffles all samples,
 // which can leave a 10-sample group empty in a half); the head is multinomial with an
 // unpenalised bias (liblinear's is one-vs-rest with a penalised intercept).
@@ -38,11 +42,12 @@ struct DfrResult {
   // on the other half. What DFR reports as validation: the refit head has seen every row.
   std::vector<int64_t> heldout_rows;
   std::vector<int64_t> heldout_predictions;
+  int num_retrains = 0;  // balanced refits averaged into weight/bias
 };
 
 struct DfrOptions {
   std::vector<double> c_grid = {3, 1, 0.3, 0.1, 0.03, 0.01, 0.003};  // the FFR protocol's
-  int num_retrains = 5;          // balanced subsets averaged in the refit (the reference: 10-20)
+  int num_retrains = 20;         // balanced subsets averaged in the refit (the reference's default)
   int max_iterations = 1000;     // per logistic-regression fit
   double tolerance = 1e-6;       // LogisticRegressionOptions::tolerance
 };

@@ -16,6 +16,7 @@
 #include "engine/sha256.h"
 #include "ffr/checkpoint.h"
 #include "ffr/dfr.h"
+#include "ffr/feature_probe.h"
 #include "ffr/evaluation.h"
 #include "ffr/experiment_json.h"
 #include "ffr/init_weights.h"
@@ -54,9 +55,11 @@ std::string describe_device(Device device) {
 // refit head has seen all of val, so its score there would be a training score).
 DfrResult refit_head_with_dfr(Classifier& model, const data::Manifest& manifest, const data::IndexList& val,
                               const data::GroupIndex& groups, const EvalOptions& eval, uint64_t seed,
-                              SplitMetrics& heldout_val) {
+                              int refits, SplitMetrics& heldout_val) {
   const FeatureSet f = extract_features(model, manifest, val, groups, eval);
-  DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed);
+  DfrOptions options;
+  options.num_retrains = refits;
+  DfrResult dfr = fit_dfr(f.features, f.labels, f.groups, model.num_classes(), groups.num_groups(), seed, options);
   model.head().weight.copy_(dfr.weight);
   model.head().bias.copy_(dfr.bias);
 
@@ -214,9 +217,13 @@ Device resolve_device(const std::string& name) {
 bool has_result(const std::string& run_dir) { return RunFolder(run_dir).complete(); }
 
 std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config) {
-  data::ProtocolConfig protocol;  // the real splits only: no synthetic set is drawn
+  // The synthetic set is drawn too (indices only, cheap), so a manifest that lacks what the
+  // configuration needs (e.g. the bias-agnostic pool) is refused before any folder is made.
+  data::ProtocolConfig protocol;
   protocol.bias_ratio = config.bias_ratio;
   protocol.seed = config.seed;
+  protocol.augmentation = config.augmentation;
+  protocol.synthetic = config.synthetic;
   return data::make_experiment_splits(data::read_manifest(config.manifest), protocol).warnings;
 }
 
@@ -454,13 +461,28 @@ ExperimentResult run_experiment_data_parallel(const ExperimentConfig& requested,
   const EvalOptions eval{device, loader, config.batch_size};
   std::string last_stage = stages.back().name;
   if (config.method == TrainingMethod::DFR) {
-    const DfrResult dfr = refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed, result.val);
+    result.backbone_val = result.val;  // the ERM backbone's own selection numbers
+    const DfrResult dfr =
+        refit_head_with_dfr(*model, manifest, splits.val, groups, eval, config.seed, config.dfr_refits, result.val);
     result.dfr_c = dfr.best_c;
     result.dfr_tuning_worst_group_accuracy = dfr.tuning_worst_group_accuracy;
+    result.dfr_refits = dfr.num_retrains;
     last_stage += " + dfr head";
   }
   result.test = evaluate(*model, manifest, splits.test, groups, eval);
   result.test_synthetic = evaluate(*model, manifest, splits.test_synthetic, groups, eval);
+  // Does the trained model's feature space keep real and synthetic apart? (the paper's Figure 5)
+  if (!data::select_samples(manifest, data::Split::Test, data::Source::Synthetic).empty() ||
+      !data::select_samples(manifest, data::Split::Val, data::Source::Synthetic).empty()) {
+    FeatureProbeOptions probe;
+    probe.seed = config.seed;
+    probe.max_per_source = 1000;  // enough for a stable accuracy, bounded cost on large sets
+    try {
+      result.feature_probe_accuracy = probe_features(*model, manifest, eval, probe).accuracy;
+    } catch (const InputError&) {
+      // Too few held-out images of a source: the run's numbers stand without the probe.
+    }
+  }
   // The checkpoint is exactly the evaluated model (the DFR head included).
   save_best(*model, last_stage, result.best_epoch, result.val.worst_group_accuracy);
 

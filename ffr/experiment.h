@@ -54,9 +54,20 @@ struct ExperimentConfig {
   int64_t batch_size = 128;
   int64_t epochs = 20;                   // stage 2 (and single-stage runs)
   int64_t stage1_epochs = 20;
-  bool freeze_batch_norm = false;        // FFR stage 2: BN statistics (and affine) frozen
+  // FFR stage 2: BN layers in eval mode (running statistics frozen), scale/shift still trained,
+  // as the authors' code does. freeze_batch_norm_affine also freezes scale/shift (what
+  // freeze_batch_norm meant before: config files without the key read it that way).
+  bool freeze_batch_norm = false;
+  bool freeze_batch_norm_affine = false;
   double groupdro_step_size = 0.01;      // eta
   double groupdro_adjustment = 0.0;      // C in C / sqrt(n_k)
+  // DFR: balanced refits averaged into the head (DFR's reference: 20). In config files for DFR
+  // runs only; a DFR config without it was made with 5, the count before, so it is not reused.
+  int dfr_refits = 20;
+  // Table 5's synthetic data: 2 = its own pool of class-only-prompt images (prompt_kind agnostic).
+  // In config files for bias-agnostic runs only; one without it was made by an engine that took
+  // the bias-aware pool with b ignored (version 1): never reused, and not run again.
+  int agnostic_pool_version = 2;
   // execution
   uint64_t seed = 0;                     // links stage 1 and 2, subsampling, init, sampling
   std::string device = "auto";           // auto | cpu | cuda
@@ -113,6 +124,22 @@ struct ExperimentResult {
   // DFR only (NaN otherwise): the regularisation C chosen on val's held-out half, and its WA there.
   double dfr_c = std::numeric_limits<double>::quiet_NaN();
   double dfr_tuning_worst_group_accuracy = std::numeric_limits<double>::quiet_NaN();
+  int dfr_refits = 0;                  // DFR: refits averaged into the head (0: not DFR)
+  // DFR: the ERM backbone's real validation metrics at its selected epoch, before the head was
+  // refitted on val. DFR's protocol selects the backbone by these (the head has seen val, so the
+  // refitted model's val numbers are in-sample). Empty groups otherwise.
+  SplitMetrics backbone_val;
+  // probe-features on the final model (ffr/feature_probe.h): a linear probe's accuracy telling
+  // held-out real from held-out synthetic images by their penultimate features (0.5: chance).
+  // NaN when the data has no held-out synthetic images (or in results written before).
+  double feature_probe_accuracy = std::numeric_limits<double>::quiet_NaN();
+
+  // What model selection compares across settings: val WA, or for DFR the backbone's val WA
+  // (val WA for DFR results written before backbone_val was recorded).
+  double selection_worst_group_accuracy() const {
+    return config.method == TrainingMethod::DFR && !backbone_val.groups.empty() ? backbone_val.worst_group_accuracy
+                                                                                : val.worst_group_accuracy;
+  }
 };
 
 // Progress of long work, for the CLI (the library never prints).
@@ -167,7 +194,8 @@ Device resolve_device(const std::string& name);
 
 // The protocol's warnings for `config` (data/protocol.h: a bias ratio the data expresses only
 // approximately), for the CLI to show before training; InputError for a ratio the data cannot
-// express at all. Reads the manifest; the synthetic sets are not drawn.
+// express at all, or for synthetic data the manifest lacks (too few images for the mode, no
+// bias-agnostic pool). Reads the manifest and draws the splits' indices (no image is read).
 std::vector<std::string> bias_ratio_warnings(const ExperimentConfig& config);
 
 // True when `run_dir` holds a result.json (a completed run).

@@ -65,7 +65,7 @@ SplitMetrics metrics_from_json(const json& doc, const std::string& source) {
 }
 
 json config_json(const ExperimentConfig& c) {
-  return {{"manifest", c.manifest},
+  json doc = {{"manifest", c.manifest},
           {"bias_ratio", c.bias_ratio},
           {"augmentation", data::augmentation_name(c.augmentation)},
           {"synthetic", synthetic_distribution_name(c.synthetic)},
@@ -92,6 +92,13 @@ json config_json(const ExperimentConfig& c) {
           {"init_weights", c.init_weights},
           {"init_sha256", c.init_sha256},
           {"keep_head", c.keep_head}};
+  // Written only when it can matter, so the configs (and grid run names) of runs without a
+  // frozen BN stay as they were; a frozen-BN run always carries it, so a result made under the
+  // old meaning (affine frozen too, no key) is never taken for one made under the new default.
+  if (c.method == TrainingMethod::DFR) doc["dfr_refits"] = c.dfr_refits;
+  if (c.synthetic == data::SyntheticDistribution::BiasAgnostic) doc["agnostic_pool_version"] = c.agnostic_pool_version;
+  if (c.freeze_batch_norm || c.freeze_batch_norm_affine) doc["freeze_batch_norm_affine"] = c.freeze_batch_norm_affine;
+  return doc;
 }
 
 // config_json plus the data hashes once known (run_experiment sets them): config.json and
@@ -128,6 +135,8 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   read_key(doc, "epochs", c.epochs, source);
   read_key(doc, "stage1_epochs", c.stage1_epochs, source);
   read_key(doc, "freeze_batch_norm", c.freeze_batch_norm, source);
+  c.freeze_batch_norm_affine = c.freeze_batch_norm;  // files written before the key: the old meaning
+  read_key(doc, "freeze_batch_norm_affine", c.freeze_batch_norm_affine, source);
   read_key(doc, "groupdro_step_size", c.groupdro_step_size, source);
   read_key(doc, "groupdro_adjustment", c.groupdro_adjustment, source);
   read_key(doc, "seed", c.seed, source);
@@ -140,11 +149,19 @@ ExperimentConfig config_from(const json& doc, const std::string& source) {
   read_key(doc, "init_weights", c.init_weights, source);
   read_key(doc, "init_sha256", c.init_sha256, source);
   read_key(doc, "keep_head", c.keep_head, source);
+  c.dfr_refits = 5;  // DFR configs written before the key: the count they ran with
+  read_key(doc, "dfr_refits", c.dfr_refits, source);
+  c.agnostic_pool_version = 1;  // bias-agnostic configs written before the key: the bias-aware pool, b ignored
+  read_key(doc, "agnostic_pool_version", c.agnostic_pool_version, source);
   try {
     c.augmentation = data::parse_augmentation(augmentation);
     c.synthetic = parse_synthetic_distribution(synthetic);
     c.stages = parse_stage_order(stages);
     c.method = parse_method(method);
+    if (c.method != TrainingMethod::DFR) c.dfr_refits = ExperimentConfig{}.dfr_refits;  // not used, not written
+    if (c.synthetic != data::SyntheticDistribution::BiasAgnostic) {
+      c.agnostic_pool_version = ExperimentConfig{}.agnostic_pool_version;
+    }
   } catch (const InputError& e) {
     throw InputError(source + ": " + e.what());
   }
@@ -181,8 +198,12 @@ std::string result_to_json(const ExperimentResult& r) {
                     {"majority_share",
                      {{"train", number(r.train_majority_share)}, {"val", number(r.val_majority_share)}}},
                     {"warnings", r.warnings}};
+  if (std::isfinite(r.feature_probe_accuracy)) doc["feature_probe_accuracy"] = r.feature_probe_accuracy;
   if (std::isfinite(r.dfr_c)) {
-    doc["dfr"] = {{"c", r.dfr_c}, {"tuning_worst_group_accuracy", number(r.dfr_tuning_worst_group_accuracy)}};
+    doc["dfr"] = {{"c", r.dfr_c},
+                  {"tuning_worst_group_accuracy", number(r.dfr_tuning_worst_group_accuracy)},
+                  {"refits", r.dfr_refits},
+                  {"backbone_val", metrics_json(r.backbone_val)}};
   }
   return doc.dump(2) + "\n";
 }
@@ -208,9 +229,14 @@ ExperimentResult result_from_json(const std::string& text, const std::string& so
     read_key(doc["majority_share"], "val", r.val_majority_share, source + " (majority_share)");
   }
   read_key(doc, "warnings", r.warnings, source);
+  read_key(doc, "feature_probe_accuracy", r.feature_probe_accuracy, source);
   if (doc.contains("dfr") && doc["dfr"].is_object()) {
     read_key(doc["dfr"], "c", r.dfr_c, source + " (dfr)");
     read_key(doc["dfr"], "tuning_worst_group_accuracy", r.dfr_tuning_worst_group_accuracy, source + " (dfr)");
+    read_key(doc["dfr"], "refits", r.dfr_refits, source + " (dfr)");
+    if (doc["dfr"].contains("backbone_val")) {
+      r.backbone_val = metrics_from_json(doc["dfr"]["backbone_val"], source + " (dfr.backbone_val)");
+    }
   }
   return r;
 }

@@ -4,17 +4,20 @@
 #include "data/protocol.h"
 #include "engine/atomic_file.h"
 #include "ffr/experiment_json.h"
+#include "ffr/stage1_search.h"
 #include "engine/error.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -290,12 +293,22 @@ void check_options(const GridOptions& o) {
   if (o.learning_rates.empty()) fail("learning_rates", "empty");
   if (o.freeze_batch_norm.empty()) fail("freeze_batch_norm", "empty");
   if (o.bias_ratios.empty()) fail("bias_ratios", "empty");
-  for (double lr : o.learning_rates) {
-    if (!(lr > 0.0) || !std::isfinite(lr)) fail("learning_rates", detail::concat(lr, " is not a positive number"));
-  }
-  for (double r : o.bias_ratios) {
-    if (!(r > 0.0 && r < 1.0)) fail("bias_ratios", detail::concat(r, " is not in (0, 1)"));
-  }
+  auto check_rates = [&](const char* key, const std::vector<double>& rates) {
+    for (double lr : rates) {
+      if (!(lr > 0.0) || !std::isfinite(lr)) fail(key, detail::concat(lr, " is not a positive number"));
+    }
+  };
+  check_rates("learning_rates", o.learning_rates);
+  check_rates("stage1_learning_rates", o.stage1_learning_rates);
+  check_rates("ffr_learning_rates", o.ffr_learning_rates);
+  auto check_ratios = [&](const std::string& key, const std::vector<double>& ratios) {
+    if (ratios.empty()) fail(key, "empty");
+    for (double r : ratios) {
+      if (!(r > 0.0 && r < 1.0)) fail(key, detail::concat(r, " is not in (0, 1)"));
+    }
+  };
+  check_ratios("bias_ratios", o.bias_ratios);
+  for (const auto& [dataset, ratios] : o.bias_ratios_by_dataset) check_ratios("bias_ratios_by_dataset." + dataset, ratios);
   for (int s : o.severities) {
     if (s < 0 || s > 5) fail("severities", detail::concat(s, " is not in 0..5"));
   }
@@ -305,6 +318,8 @@ void check_options(const GridOptions& o) {
   };
   if (!unique(o.seeds)) fail("seeds", "a seed is listed twice");
   if (!unique(o.learning_rates)) fail("learning_rates", "a learning rate is listed twice");
+  if (!unique(o.stage1_learning_rates)) fail("stage1_learning_rates", "a learning rate is listed twice");
+  if (!unique(o.ffr_learning_rates)) fail("ffr_learning_rates", "a learning rate is listed twice");
   if (!unique(o.bias_ratios)) fail("bias_ratios", "a ratio is listed twice");
   if (!unique(o.severities)) fail("severities", "a severity is listed twice");
   if (!unique(o.freeze_batch_norm)) fail("freeze_batch_norm", "a choice is listed twice");
@@ -371,6 +386,33 @@ std::string preset_description(const std::string& preset) {
   return p ? p->description : "";
 }
 
+ExperimentConfig paper_base_config() {
+  ExperimentConfig c;
+  c.model = "resnet50";
+  c.image_size = 224;
+  return c;
+}
+
+std::vector<double> table6_ffr_learning_rates() { return {1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9}; }
+
+std::vector<double> bias_ratios_for(const GridOptions& options, const std::string& dataset) {
+  const auto named = options.bias_ratios_by_dataset.find(dataset);
+  if (named != options.bias_ratios_by_dataset.end()) return named->second;
+  std::string lower = dataset;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (lower.find("spuco") == std::string::npos) return options.bias_ratios;
+  // SpuCo Animals' natural bias is ~0.95: a lower ratio cannot be made by dropping minority samples.
+  std::vector<double> ratios;
+  for (double r : options.bias_ratios) {
+    if (r >= 0.95) ratios.push_back(r);
+  }
+  if (ratios.empty()) {
+    throw InputError(detail::concat("grid: \"bias_ratios\": none is >= 0.95, the lowest SpuCo Animals (", dataset,
+                                    ") can express; give its own list in \"bias_ratios_by_dataset\" (--dataset-ratios)"));
+  }
+  return ratios;
+}
+
 std::string dataset_name(const std::string& manifest) {
   const fs::path path(manifest);
   std::string stem = path.stem().string();
@@ -396,6 +438,15 @@ GridOptions read_grid_options(const std::string& path, GridOptions o) {
     }
     else if (key == "seeds") o.seeds = list_of<uint64_t>(v, path, key, unsigned_of);
     else if (key == "learning_rates") o.learning_rates = list_of<double>(v, path, key, number_of);
+    else if (key == "stage1_learning_rates") o.stage1_learning_rates = list_of<double>(v, path, key, number_of);
+    else if (key == "ffr_learning_rates") o.ffr_learning_rates = list_of<double>(v, path, key, number_of);
+    else if (key == "bias_ratios_by_dataset") {
+      if (!v.is_object()) bad_value(path, key, "expected an object of data set name -> list of ratios");
+      o.bias_ratios_by_dataset.clear();
+      for (const auto& [dataset, ratios] : v.items()) {
+        o.bias_ratios_by_dataset[dataset] = list_of<double>(ratios, path, key + "." + dataset, number_of);
+      }
+    }
     else if (key == "freeze_batch_norm") o.freeze_batch_norm = list_of<bool>(v, path, key, bool_of);
     else if (key == "vit_model") o.vit_model = string_of(v, path, key);
     else if (key == "base") o.base = with_overrides(o.base, v, path + ": \"base\"");
@@ -411,8 +462,14 @@ GridOptions read_grid_options(const std::string& path, GridOptions o) {
         o.custom_cells.push_back(cell.dump());
       }
     }
-    else bad_value(path, key, "unknown key (expected presets, manifests, bias_ratios, severities, seeds, "
-                              "learning_rates, freeze_batch_norm, vit_model, base, cells)");
+    else bad_value(path, key, "unknown key (expected presets, manifests, bias_ratios, bias_ratios_by_dataset, "
+                              "severities, seeds, learning_rates, stage1_learning_rates, ffr_learning_rates, "
+                              "freeze_batch_norm, vit_model, base, cells)");
+  }
+  // A grid file that fixes stage 1's rate in "base" (as files written before the search did) keeps
+  // it fixed unless it lists rates to search.
+  if (!j.contains("stage1_learning_rates") && j.contains("base") && j["base"].contains("stage1_learning_rate")) {
+    o.stage1_learning_rates = {o.base.stage1_learning_rate};
   }
   return o;
 }
@@ -426,6 +483,8 @@ Grid make_grid(const GridOptions& o) {
   grid.seeds = o.seeds;
   grid.learning_rates = o.learning_rates;
   grid.freeze_batch_norm = o.freeze_batch_norm;
+  grid.stage1_learning_rates = o.stage1_learning_rates.empty() ? o.learning_rates : o.stage1_learning_rates;
+  grid.ffr_learning_rates = o.ffr_learning_rates;
 
   auto add_cell = [&](const std::string& experiment, const std::string& label, const std::string& manifest,
                       int severity, ExperimentConfig config) {
@@ -433,6 +492,8 @@ Grid make_grid(const GridOptions& o) {
     config.seed = 0;
     config.learning_rate = o.learning_rates.front();
     config.freeze_batch_norm = false;
+    // One stage-1 rate: no search, every cell trains stage 1 at it.
+    if (grid.stage1_learning_rates.size() == 1) config.stage1_learning_rate = grid.stage1_learning_rates.front();
     grid.cells.push_back({experiment, label, dataset_name(manifest), severity, config});
   };
 
@@ -458,7 +519,7 @@ Grid make_grid(const GridOptions& o) {
       for (const std::string& m : plain_manifests) datasets.emplace_back(m, -1);
     }
     for (const auto& [manifest, severity] : datasets) {
-      for (double ratio : o.bias_ratios) {
+      for (double ratio : bias_ratios_for(o, dataset_name(manifest))) {
         for (const Variant& v : preset.variants(severity)) {
           ExperimentConfig c = o.base;
           c.bias_ratio = ratio;
@@ -481,10 +542,10 @@ Grid make_grid(const GridOptions& o) {
     cell.erase("label");
     std::vector<std::string> manifests = plain_manifests;
     if (cell.contains("manifest")) manifests = {string_of(cell["manifest"], "grid cell", "manifest")};
-    std::vector<double> ratios = o.bias_ratios;
-    if (cell.contains("bias_ratio")) ratios = {number_of(cell["bias_ratio"], "grid cell", "bias_ratio")};
     if (manifests.empty()) throw InputError("grid: cell '" + label + "' needs a manifest");
     for (const std::string& manifest : manifests) {
+      std::vector<double> ratios = bias_ratios_for(o, dataset_name(manifest));
+      if (cell.contains("bias_ratio")) ratios = {number_of(cell["bias_ratio"], "grid cell", "bias_ratio")};
       for (double ratio : ratios) {
         ExperimentConfig c = o.base;
         c.bias_ratio = ratio;
@@ -511,6 +572,8 @@ std::string grid_to_json(const Grid& grid) {
                   {"seeds", grid.seeds},
                   {"learning_rates", grid.learning_rates},
                   {"freeze_batch_norm", grid.freeze_batch_norm},
+                  {"stage1_learning_rates", grid.stage1_learning_rates},
+                  {"ffr_learning_rates", grid.ffr_learning_rates},
                   {"cells", cells}};
   return j.dump(2) + "\n";
 }
@@ -525,6 +588,9 @@ Grid grid_from_json(const std::string& text, const std::string& source) {
     grid.seeds = j.at("seeds").get<std::vector<uint64_t>>();
     grid.learning_rates = j.at("learning_rates").get<std::vector<double>>();
     grid.freeze_batch_norm = j.at("freeze_batch_norm").get<std::vector<bool>>();
+    // Absent from grid files written before the stage-1 search: those grids did not search.
+    grid.stage1_learning_rates = j.value("stage1_learning_rates", std::vector<double>{});
+    grid.ffr_learning_rates = j.value("ffr_learning_rates", std::vector<double>{});
     for (const json& c : j.at("cells")) {
       GridCell cell;
       cell.experiment = c.at("experiment").get<std::string>();
@@ -547,8 +613,10 @@ std::vector<HyperParameters> cell_settings(const Grid& grid, const GridCell& cel
   const bool tunes_batch_norm =
       cell.config.augmentation == data::Augmentation::FFR && cell.config.stages == StageOrder::Full;
   const std::vector<bool> freeze = tunes_batch_norm ? grid.freeze_batch_norm : std::vector<bool>{false};
+  const std::vector<double>& rates =
+      tunes_batch_norm && !grid.ffr_learning_rates.empty() ? grid.ffr_learning_rates : grid.learning_rates;
   std::vector<HyperParameters> settings;
-  for (double lr : grid.learning_rates) {
+  for (double lr : rates) {
     for (bool f : freeze) settings.push_back({lr, f});
   }
   return settings;
@@ -559,6 +627,8 @@ ExperimentConfig run_config(const GridCell& cell, const HyperParameters& setting
   c.learning_rate = setting.learning_rate;
   if (c.stages == StageOrder::Stage1Only) c.stage1_learning_rate = setting.learning_rate;
   c.freeze_batch_norm = setting.freeze_batch_norm;
+  // Meaningless without a frozen BN: cleared, so such runs keep one name whatever the cell says.
+  if (!c.freeze_batch_norm) c.freeze_batch_norm_affine = false;
   c.seed = seed;
   return c;
 }
@@ -570,7 +640,7 @@ std::string run_name(const ExperimentConfig& c) {
   if (c.synthetic != data::SyntheticDistribution::Balanced) name += detail::concat("-", synthetic_distribution_name(c.synthetic));
   name += "-r" + format_double(c.bias_ratio, "%g");
   name += "-lr" + format_double(c.stages == StageOrder::Stage1Only ? c.stage1_learning_rate : c.learning_rate, "%g");
-  if (c.freeze_batch_norm) name += "-fbn";
+  if (c.freeze_batch_norm) name += c.freeze_batch_norm_affine ? "-fbn-affine" : "-fbn";
   name += detail::concat("-s", c.seed);
   char hash[16];
   // Canonical text: compact JSON of the result-relevant fields, keys sorted (nlohmann's default),
@@ -579,23 +649,66 @@ std::string run_name(const ExperimentConfig& c) {
   return sanitized(name, 200) + "-" + hash;
 }
 
-std::vector<GridRun> plan_runs(const Grid& grid) {
+std::vector<GridRun> plan_runs(const Grid& grid, const RunLookup& completed) {
   std::vector<GridRun> runs;
+  // Keyed on the planned name (a pending run's placeholder), so the plan's order and length do
+  // not change as stage-1 searches complete.
   std::set<std::string> seen;
+  auto add = [&](GridRun run, const std::string& key) {
+    if (seen.insert(key).second) runs.push_back(std::move(run));
+  };
+  std::vector<double> chosen(grid.cells.size(), std::numeric_limits<double>::quiet_NaN());
   for (size_t i = 0; i < grid.cells.size(); ++i) {
-    for (const HyperParameters& setting : cell_settings(grid, grid.cells[i])) {
+    const GridCell& cell = grid.cells[i];
+    if (!searches_stage1(grid, cell)) continue;
+    for (double rate : grid.stage1_learning_rates) {
+      for (uint64_t seed : grid.seeds) {
+        GridRun run;
+        run.cell = i;
+        run.hyper_parameters = {rate, false};
+        run.seed = seed;
+        run.config = stage1_search_config(cell, rate, seed);
+        run.name = run_name(run.config);
+        run.stage1_search = true;
+        add(run, run.name);
+      }
+    }
+    chosen[i] = choose_stage1_learning_rate(grid, cell, completed);
+  }
+  for (size_t i = 0; i < grid.cells.size(); ++i) {
+    const bool searching = searches_stage1(grid, grid.cells[i]);
+    GridCell cell = grid.cells[i];
+    if (searching) cell.config.stage1_learning_rate = std::numeric_limits<double>::quiet_NaN();
+    for (const HyperParameters& setting : cell_settings(grid, cell)) {
       for (uint64_t seed : grid.seeds) {
         GridRun run;
         run.cell = i;
         run.hyper_parameters = setting;
         run.seed = seed;
-        run.config = run_config(grid.cells[i], setting, seed);
+        run.config = run_config(cell, setting, seed);
         run.name = run_name(run.config);
-        if (seen.insert(run.name).second) runs.push_back(std::move(run));
+        const std::string key = run.name;
+        if (searching && std::isfinite(chosen[i])) {
+          run.config.stage1_learning_rate = chosen[i];
+          run.name = run_name(run.config);
+        } else if (searching) {
+          run.pending = true;
+        }
+        add(run, key);
       }
     }
   }
   return runs;
+}
+
+RunLookup completed_runs(const std::vector<std::string>& dirs) {
+  return [dirs](const std::string& name) -> std::optional<ExperimentResult> {
+    for (const std::string& dir : dirs) {
+      const std::string path = (fs::path(runs_dir(dir)) / name).string();
+      if (has_result(path)) return read_result(path);
+    }
+    return std::nullopt;
+  };
 }
 
 Shard parse_shard(const std::string& text) {
@@ -627,7 +740,13 @@ std::string run_dir(const std::string& out_dir, const GridRun& run) {
 
 std::vector<std::string> check_grid_bias_ratios(const Grid& grid) {
   std::map<std::string, std::set<double>> ratios;  // per manifest
-  for (const GridRun& run : plan_runs(grid)) ratios[run.config.manifest].insert(run.config.bias_ratio);
+  std::map<std::string, double> agnostic;          // manifests some run draws bias-agnostic data from, at a ratio
+  for (const GridRun& run : plan_runs(grid)) {
+    ratios[run.config.manifest].insert(run.config.bias_ratio);
+    if (run.config.synthetic == data::SyntheticDistribution::BiasAgnostic && run.config.augmentation != data::Augmentation::None) {
+      agnostic.emplace(run.config.manifest, run.config.bias_ratio);
+    }
+  }
   std::vector<std::string> warnings;
   for (const auto& [manifest_path, manifest_ratios] : ratios) {
     const data::Manifest manifest = data::read_manifest(manifest_path);
@@ -636,6 +755,14 @@ std::vector<std::string> check_grid_bias_ratios(const Grid& grid) {
       protocol.bias_ratio = ratio;
       const data::ExperimentSplits splits = data::make_experiment_splits(manifest, protocol);
       warnings.insert(warnings.end(), splits.warnings.begin(), splits.warnings.end());
+    }
+    // Table 5 needs the bias-agnostic pool: refused now, naming the manifest, not at its first run.
+    if (const auto it = agnostic.find(manifest_path); it != agnostic.end()) {
+      data::ProtocolConfig protocol;
+      protocol.bias_ratio = it->second;
+      protocol.augmentation = data::Augmentation::FFR;
+      protocol.synthetic = data::SyntheticDistribution::BiasAgnostic;
+      data::make_experiment_splits(manifest, protocol);
     }
   }
   return warnings;
@@ -651,59 +778,69 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
   const std::string grid_text = grid_to_json(grid);
   if (!fs::is_regular_file(grid_file) || read_text(grid_file) != grid_text) write_text_atomically(grid_file, grid_text);
 
-  const std::vector<GridRun> runs = shard_runs(plan_runs(grid), options.shard);
   std::map<std::string, ExperimentConfig> data_hashes;  // per manifest, hashed once when first needed
   GridRunSummary summary;
-  summary.runs = int64_t(runs.size());
-  for (size_t k = 0; k < runs.size(); ++k) {
-    const GridRun& run = runs[k];
-    const std::string dir = run_dir(options.out_dir, run);
-    GridProgress event;
-    event.index = int64_t(k) + 1;
-    event.total = summary.runs;
-    event.run = &run;
-    if (has_result(dir)) {
-      const ExperimentResult result = read_run(dir, run.config);
-      if (!result.config.manifest_sha256.empty()) {  // older folders recorded no hashes
-        auto [known, fresh] = data_hashes.try_emplace(run.config.manifest);
-        if (fresh) known->second = with_data_hashes(run.config);
-        check_same_data(result.config, known->second, (fs::path(dir) / kResultFile).string(),
-                        "delete " + dir + " to rerun it on the current data, or choose a new --out");
+  const RunLookup completed = completed_runs({options.out_dir});
+  std::set<std::string> handled;  // runs done or read back by an earlier pass
+  // Each pass plans again: stage-2 runs whose stage-1 search the previous pass completed are
+  // planned with the chosen rate. Passes end when one finds nothing new to do.
+  for (bool progressed = true; progressed;) {
+    progressed = false;
+    const std::vector<GridRun> runs = shard_runs(plan_runs(grid, completed), options.shard);
+    summary.runs = int64_t(runs.size());
+    summary.pending = std::count_if(runs.begin(), runs.end(), [](const GridRun& r) { return r.pending; });
+    for (size_t k = 0; k < runs.size(); ++k) {
+      const GridRun& run = runs[k];
+      if (run.pending || !handled.insert(run.name).second) continue;
+      progressed = true;
+      const std::string dir = run_dir(options.out_dir, run);
+      GridProgress event;
+      event.index = int64_t(k) + 1;
+      event.total = summary.runs;
+      event.run = &run;
+      if (has_result(dir)) {
+        const ExperimentResult result = read_run(dir, run.config);
+        if (!result.config.manifest_sha256.empty()) {  // older folders recorded no hashes
+          auto [known, fresh] = data_hashes.try_emplace(run.config.manifest);
+          if (fresh) known->second = with_data_hashes(run.config);
+          check_same_data(result.config, known->second, (fs::path(dir) / kResultFile).string(),
+                          "delete " + dir + " to rerun it on the current data, or choose a new --out");
+        }
+        ++summary.resumed;
+        event.event = GridProgress::Event::Resumed;
+        event.result = &result;
+        if (progress) progress(event);
+        continue;
       }
-      ++summary.resumed;
-      event.event = GridProgress::Event::Resumed;
+      std::shared_ptr<void> claim;
+      if (options.claim && !(claim = options.claim(run, dir))) {
+        ++summary.held_elsewhere;
+        continue;
+      }
+      event.event = GridProgress::Event::Starting;
+      if (progress) progress(event);
+      ProgressCallback inner;
+      if (progress) {
+        inner = [&](const Progress& p) {
+          GridProgress running = event;
+          running.event = GridProgress::Event::Running;
+          running.experiment = &p;
+          progress(running);
+        };
+      }
+      ExperimentResult result;
+      try {
+        result = run_function(run.config, dir, inner);
+      } catch (const InputError& e) {
+        throw InputError(detail::concat("run ", dir, ": ", e.what()));
+      } catch (const std::exception& e) {
+        throw Error(detail::concat("run ", dir, ": ", e.what()));
+      }
+      ++summary.ran;
+      event.event = GridProgress::Event::Finished;
       event.result = &result;
       if (progress) progress(event);
-      continue;
     }
-    std::shared_ptr<void> claim;
-    if (options.claim && !(claim = options.claim(run, dir))) {
-      ++summary.held_elsewhere;
-      continue;
-    }
-    event.event = GridProgress::Event::Starting;
-    if (progress) progress(event);
-    ProgressCallback inner;
-    if (progress) {
-      inner = [&](const Progress& p) {
-        GridProgress running = event;
-        running.event = GridProgress::Event::Running;
-        running.experiment = &p;
-        progress(running);
-      };
-    }
-    ExperimentResult result;
-    try {
-      result = run_function(run.config, dir, inner);
-    } catch (const InputError& e) {
-      throw InputError(detail::concat("run ", dir, ": ", e.what()));
-    } catch (const std::exception& e) {
-      throw Error(detail::concat("run ", dir, ": ", e.what()));
-    }
-    ++summary.ran;
-    event.event = GridProgress::Event::Finished;
-    event.result = &result;
-    if (progress) progress(event);
   }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
@@ -734,7 +871,8 @@ Grid read_grid(const std::vector<std::string>& dirs) {
 
 ResultSet collect_results(const Grid& grid, const std::vector<std::string>& dirs) {
   ResultSet results;
-  for (const GridRun& run : plan_runs(grid)) {
+  for (const GridRun& run : plan_runs(grid, completed_runs(dirs))) {
+    if (run.pending) continue;
     for (const std::string& dir : dirs) {
       const std::string path = (fs::path(runs_dir(dir)) / run.name).string();
       if (has_result(path)) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,14 @@ struct Grid {
   // Tried in full-FFR cells only (the paper tunes it per dataset and ratio: {false, true});
   // every other cell runs with false.
   std::vector<bool> freeze_batch_norm{false};
+  // FFR stage 1's learning rates. Two or more: searched in every full-FFR cell, as the authors do
+  // (ffr/stage1_search.h): stage-1-only runs at each rate and seed, the rate with the best mean
+  // stage-1 val WA chosen, then stage 2's settings run from it. One or none: no search, the
+  // cells' own stage1_learning_rate.
+  std::vector<double> stage1_learning_rates;
+  // Stage 2's learning rates in full-FFR cells (the paper's Table 6 went to 1e-9 there); empty:
+  // learning_rates.
+  std::vector<double> ffr_learning_rates;
 };
 
 // The paper's spelling, for tables: "None", "USB", "ASB", "FFR"; "ERM", "Resampling", "GroupDRO", "DFR".
@@ -53,6 +62,12 @@ std::string display_name(TrainingMethod method);
 const std::vector<std::string>& preset_names();
 std::string preset_description(const std::string& preset);  // one line; "" for unknown names
 
+// An ExperimentConfig with the paper's backbone: resnet50, 224 px.
+ExperimentConfig paper_base_config();
+
+// The paper's Table 6 learning rates for FFR's stage 2: {1e-4, ..., 1e-9}.
+std::vector<double> table6_ffr_learning_rates();
+
 // What a grid is made of, from a grid file (read_grid_options) and/or flags.
 struct GridOptions {
   std::vector<std::string> presets;
@@ -60,12 +75,24 @@ struct GridOptions {
   // `severities` for table4 (and used by table4 only); the others serve every other preset.
   std::vector<std::string> manifests;
   std::vector<double> bias_ratios{0.9, 0.95, 0.97, 0.99, 0.999};
+  // Per data set (dataset_name of its manifest), replacing bias_ratios for it. Without an entry, a
+  // data set named like SpuCo Animals ("spuco" in its name) drops the ratios below its natural
+  // bias, 0.95 (the paper runs 0.9 on CelebA-HQ and UTK-Face only): bias_ratios_for.
+  std::map<std::string, std::vector<double>> bias_ratios_by_dataset;
   std::vector<int> severities{0, 1, 2, 3, 4, 5};
   std::vector<uint64_t> seeds{0, 1, 2};
   std::vector<double> learning_rates{1e-4, 1e-5, 1e-6, 1e-7};
-  std::vector<bool> freeze_batch_norm{false};
+  // FFR stage 1's rates (Grid::stage1_learning_rates); empty: learning_rates, searched (the paper).
+  std::vector<double> stage1_learning_rates;
+  // Stage 2's rates in full-FFR cells (Grid::ffr_learning_rates); table6_ffr_learning_rates() is the
+  // paper's Table 6 grid. Empty: learning_rates.
+  std::vector<double> ffr_learning_rates;
+  // The paper's: both (stage 2 with BN trained, and with BN statistics frozen).
+  std::vector<bool> freeze_batch_norm{false, true};
   std::string vit_model = "vit_b32";  // table8's backbone
-  ExperimentConfig base;              // model, epochs, batch size, device ... shared by all cells
+  // model, epochs, batch size, device ... shared by all cells. The paper's backbone by default:
+  // resnet50 at 224 px (pass its ImageNet weights as init_weights); CPU runs name a small model.
+  ExperimentConfig base = paper_base_config();
   // Extra cells from a grid file, each a JSON object of overrides of `base` (config.json's keys
   // plus "experiment" and "label"), expanded over the plain manifests and the ratios unless it
   // sets "manifest" / "bias_ratio" itself.
@@ -75,6 +102,9 @@ struct GridOptions {
 // Reads a grid file (JSON, keys as GridOptions; see docs/grid.md) over `defaults`. Unknown keys
 // and bad values throw InputError naming the file and the key.
 GridOptions read_grid_options(const std::string& path, GridOptions defaults = {});
+
+// The bias ratios a data set runs at (see GridOptions::bias_ratios_by_dataset).
+std::vector<double> bias_ratios_for(const GridOptions& options, const std::string& dataset);
 
 // Expands presets and custom cells. Throws InputError on an unknown preset, a missing manifest
 // pattern for table4, empty lists or out-of-range values.
@@ -97,9 +127,19 @@ struct GridRun {
   uint64_t seed = 0;
   ExperimentConfig config;  // complete: the cell's config with the setting and seed applied
   std::string name;         // folder name under <out>/runs: readable parts + a hash of the config
+  bool stage1_search = false;  // a run of an FFR cell's stage-1 search (stage 1 only, ERM)
+  // A stage-2 run whose cell's stage-1 search is not complete yet: its config's stage-1 rate is
+  // NaN and it cannot run (its name is a placeholder). Planned all the same, so the plan's order
+  // and shards do not move as searches complete.
+  bool pending = false;
 };
 
-// The settings a cell tries: learning rates x (full-FFR cells only) freeze-BN choices.
+// A completed run's result by run name (nullopt when not complete): what the stage-1 choice is
+// made from.
+using RunLookup = std::function<std::optional<ExperimentResult>(const std::string& run_name)>;
+
+// The settings a cell tries: learning rates (ffr_learning_rates in full-FFR cells) x (full-FFR
+// cells only) freeze-BN choices.
 std::vector<HyperParameters> cell_settings(const Grid& grid, const GridCell& cell);
 
 // The cell's config for one setting and seed. For stage-1-only cells the learning rate is the
@@ -111,9 +151,14 @@ ExperimentConfig run_config(const GridCell& cell, const HyperParameters& setting
 // (not device or loader workers). Equal configs give equal names, on any machine.
 std::string run_name(const ExperimentConfig& config);
 
-// Every run of the grid once (cells of different experiments may share runs), ordered by cell,
-// then setting, then seed.
-std::vector<GridRun> plan_runs(const Grid& grid);
+// Every run of the grid once (cells of different experiments may share runs): first the stage-1
+// search runs of every searching cell, then per cell, setting and seed. A searching cell's
+// stage-2 runs use the stage-1 rate chosen from `completed`; without a choice yet they are
+// `pending`.
+std::vector<GridRun> plan_runs(const Grid& grid, const RunLookup& completed = {});
+
+// A lookup of the completed runs under <dir>/runs of each of `dirs` (the first that has it).
+RunLookup completed_runs(const std::vector<std::string>& dirs);
 
 struct Shard {
   int index = 0;  // 0-based
@@ -153,6 +198,7 @@ struct GridRunOptions {
 
 struct GridRunSummary {
   int64_t runs = 0;      // in this shard
+  int64_t pending = 0;   // stage-2 runs still waiting for a stage-1 search (of another shard)
   int64_t ran = 0;       // done now
   int64_t resumed = 0;   // already complete (result.json present), read back
   int64_t held_elsewhere = 0;  // with a claim function: skipped, another worker holds them
@@ -160,11 +206,14 @@ struct GridRunSummary {
 };
 
 // Checks every (manifest, bias ratio) of the grid's runs against its data before any run starts
-// (data/protocol.h): InputError for a ratio a manifest cannot express, naming both; returns the
-// warnings for ratios it expresses only approximately. Reads each manifest once.
+// (data/protocol.h): InputError for a ratio a manifest cannot express, naming both, or for a
+// manifest some bias-agnostic run needs a class-only-prompt pool from and that has none; returns
+// the warnings for ratios it expresses only approximately. Reads each manifest once.
 std::vector<std::string> check_grid_bias_ratios(const Grid& grid);
 
-// Writes <out>/grid.json, then runs this shard's runs in plan order. A run whose folder holds
+// Writes <out>/grid.json, then runs this shard's runs in plan order, planning again after each
+// pass so stage-2 runs follow the stage-1 searches done (until a pass runs nothing new); the
+// stage-2 runs whose search is left to another shard stay pending (rerun after that shard). A run whose folder holds
 // result.json (has_result) is read back with read_result, not redone (unless it was run on other
 // data: check_same_data refuses it, naming the file that changed); any other folder is handed
 // to `run` (run_experiment cleans an incomplete one). A failing run stops the grid with an error

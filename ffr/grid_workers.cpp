@@ -43,7 +43,11 @@ GridWorkerSummary run_grid_worker(const Grid& grid, const GridRunOptions& option
     }
     first_pass = false;
     summary.runs.ran += pass.ran;
-    if (pass.held_elsewhere == int64_t(foreign.size())) {
+    summary.runs.pending = pass.pending;  // stage-2 runs waiting for another shard's stage-1 search
+    // Done when no live worker on this host holds a run; a pass that ran something while stage-2
+    // runs were pending goes again, since its runs may have completed their stage-1 search.
+    const bool may_unblock = pass.ran > 0 && pass.pending > 0;
+    if (pass.held_elsewhere == int64_t(foreign.size()) && !may_unblock) {
       summary.held_elsewhere.assign(foreign.begin(), foreign.end());
       break;
     }

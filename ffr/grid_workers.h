@@ -17,8 +17,9 @@ struct GridWorkerSummary {
   std::vector<std::string> held_elsewhere;  // runs left to live workers on other hosts: "<run dir> (host pid N)"
 };
 
-// Runs this shard's runs, claiming each first, until every run is complete or held by a worker on
-// another host (whose state cannot be checked from here). Runs held by a live worker on this host
+// Runs this shard's runs, claiming each first, until every run is complete, held by a worker on
+// another host (whose state cannot be checked from here) or pending (a stage-2 run waiting for a
+// stage-1 search of another shard). Runs held by a live worker on this host
 // are waited for (passing over the list every `poll_seconds`), so that a worker that dies has its
 // run taken over by one still running. Errors as run_grid.
 GridWorkerSummary run_grid_worker(const Grid& grid, const GridRunOptions& options, const RunFunction& run,

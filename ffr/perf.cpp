@@ -9,6 +9,7 @@
 #include "ffr/trainer.h"
 #include "kernels/cross_entropy.h"
 #include "layers/inference.h"
+#include "layers/inference_plan.h"
 #include "layers/model_zoo.h"
 #include "optim/adam.h"
 
@@ -138,6 +139,7 @@ PerfResult measure_steps(const PerfConfig& config) {
   std::function<void()> step;
   std::unique_ptr<Adam> optimizer;
   std::unique_ptr<TemporaryCheckpoint> checkpoint;
+  std::unique_ptr<InferencePlan> plan;
   std::unique_ptr<InferenceModel> api_model;
   std::vector<uint8_t> pixels;
   std::vector<ImageView> views;
@@ -156,9 +158,15 @@ PerfResult measure_steps(const PerfConfig& config) {
     step = [&] { api_model->classify_batch(views); };
   } else if (config.inference) {
     model->eval();
+    // As InferenceModel runs it: through a prepared plan where one exists (layers/inference_plan.h).
+    if (device.is_cpu() && config.precision != Precision::BFloat16) plan = make_inference_plan(*model);
     step = [&] {
       NoGradGuard no_grad;
-      model->forward(images);
+      if (plan) {
+        model->head().forward(plan->features(images));
+      } else {
+        model->forward(images);
+      }
     };
   } else {
     model->train();
@@ -199,6 +207,7 @@ PerfResult measure_steps(const PerfConfig& config) {
   result.max_rss_bytes = max_rss_bytes();
   if (device.is_cuda()) result.peak_device_bytes = allocator_for(device).stats().peak_allocated_bytes;
   result.threads = compute_threads();
+  if (plan) result.inference_plan = plan->describe();
   return result;
 }
 

@@ -53,6 +53,7 @@ struct PerfResult {
   double cpu_user_s = 0.0, cpu_system_s = 0.0;
   int64_t minor_page_faults = 0, major_page_faults = 0;
   std::vector<OpProfileEntry> op_profile;  // with config.op_profile: summed over the timed steps
+  std::string inference_plan;  // --inference through a prepared plan: what it runs; empty when none
 };
 
 // Throws InputError for a bad config (unknown model, non-positive sizes or steps).

@@ -44,6 +44,7 @@ struct CellSummary {
   std::vector<GroupSummary> test_groups;
   std::vector<double> dfr_c;             // DFR: the C each seed's head chose (empty for other methods)
   MeanStd dfr_tuning_wa;                 // DFR: that C's WA on val's held-out half
+  MeanStd feature_probe;                 // real-vs-synthetic probe accuracy on the models' features (n = 0: none)
   double seconds = 0.0;                  // all completed runs of the cell
 
   const SettingSummary* chosen_setting() const { return chosen < 0 ? nullptr : &settings[size_t(chosen)]; }

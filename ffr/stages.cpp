@@ -33,6 +33,12 @@ void validate_config(const ExperimentConfig& c) {
   if (c.compute_threads < 0) fail(detail::concat("compute_threads must be >= 0 (0: the machine's cores), got ", c.compute_threads));
   if (!(c.groupdro_step_size >= 0.0)) fail(detail::concat("groupdro_step_size must be >= 0, got ", c.groupdro_step_size));
   if (!(c.groupdro_adjustment >= 0.0)) fail(detail::concat("groupdro_adjustment must be >= 0, got ", c.groupdro_adjustment));
+  if (c.synthetic == data::SyntheticDistribution::BiasAgnostic && c.agnostic_pool_version != ExperimentConfig{}.agnostic_pool_version) {
+    fail(detail::concat("agnostic_pool_version ", c.agnostic_pool_version, " (the bias-aware pool with b ignored) is no "
+                        "longer run: bias-agnostic data is its own pool of class-only-prompt images (version ",
+                        ExperimentConfig{}.agnostic_pool_version, ")"));
+  }
+  if (c.method == TrainingMethod::DFR && c.dfr_refits < 1) fail(detail::concat("dfr_refits must be >= 1, got ", c.dfr_refits));
   if (c.keep_head && c.init_weights.empty()) fail("keep_head needs init_weights (the head to keep)");
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
     fail("device must be auto, cpu or cuda, got '" + c.device + "'");
@@ -107,6 +113,7 @@ std::vector<StagePlan> plan_stages(const ExperimentConfig& config, const data::M
   switch (config.stages) {
     case StageOrder::Full:
       real.freeze_batch_norm = config.freeze_batch_norm;
+      real.freeze_batch_norm_affine = config.freeze_batch_norm_affine;
       return {synthetic, real};
     case StageOrder::Stage1Only:
       return {synthetic};
@@ -114,6 +121,7 @@ std::vector<StagePlan> plan_stages(const ExperimentConfig& config, const data::M
       return {real};
     case StageOrder::Stage2Then1:
       synthetic.freeze_batch_norm = config.freeze_batch_norm;
+      synthetic.freeze_batch_norm_affine = config.freeze_batch_norm_affine;
       return {real, synthetic};
   }
   return {};

@@ -213,7 +213,7 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
   TrainingLoss loss_of(plan.method, groups, context.device,
                        {context.groupdro_step_size, context.groupdro_adjustment});
   if (plan.freeze_batch_norm) {
-    for (BatchNorm2d* bn : batch_norm_layers(model)) bn->set_frozen(true, /*freeze_affine=*/true);
+    for (BatchNorm2d* bn : batch_norm_layers(model)) bn->set_frozen(true, plan.freeze_batch_norm_affine);
   }
   std::unique_ptr<Adam> optimizer = make_optimizer(model, plan.learning_rate, context.weight_decay);
   const EvalOptions eval{context.device, context.loader, context.batch_size};

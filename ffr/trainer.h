@@ -53,7 +53,10 @@ struct StagePlan {
   bool source_groups = false;   // the method's groups are (y, b, g) rather than (y, b)
   double learning_rate = 1e-4;
   int64_t epochs = 1;
+  // Freeze BN: the layers stay in eval mode (running statistics kept); their scale/shift still
+  // train unless freeze_batch_norm_affine (the authors' code freezes the statistics only).
   bool freeze_batch_norm = false;
+  bool freeze_batch_norm_affine = false;
   uint64_t sampler_seed = 0;
 };
 

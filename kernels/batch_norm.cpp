@@ -5,12 +5,13 @@
 #include "engine/nvtx.h"
 #include "engine/parallel.h"
 #include "kernels/dispatch.h"
+#include "kernels/lane_sum.h"
 
 #include <cmath>
 
 namespace ffr {
 
-// ---- CPU reference: every sum in double ----
+// ---- CPU reference: every sum in double, in lanes (kernels/lane_sum.h) ----
 // Channels are independent, so threads take whole channels (or (n, c) planes): each channel's
 // sums run in the same order as on one thread, and the results do not depend on the threads.
 
@@ -29,30 +30,35 @@ void batch_norm_batch_stats_cpu(const void* x, DType x_dtype, const BatchNormSha
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     const double count = double(s.per_channel());
-    parallel_for(0, s.channels, rows_grain(s.per_channel()), [&](int64_t c_begin, int64_t c_end) {
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      double sum = 0.0;
-      for (int64_t n = 0; n < s.batch; ++n)
-        for (int64_t i = 0; i < s.spatial; ++i) sum += double(px[offset(s, n, c, i)]);
-      const double m = sum / count;
-      // Two passes: the squared deviations, not E[x^2] - m^2, which cancels badly.
-      double squares = 0.0;
-      for (int64_t n = 0; n < s.batch; ++n)
-        for (int64_t i = 0; i < s.spatial; ++i) {
-          const double d = double(px[offset(s, n, c, i)]) - m;
-          squares += d * d;
+    parallel_for(0, s.channels, rows_grain(2 * s.per_channel()), [&](int64_t c_begin, int64_t c_end) {
+      for (int64_t c = c_begin; c < c_end; ++c) {
+        LaneSums sum;
+        for (int64_t n = 0; n < s.batch; ++n) {
+          const T* plane = px + offset(s, n, c, 0);
+          add_lanes(sum, s.spatial, [plane](int64_t i) { return double(plane[i]); });
         }
-      static_cast<T*>(mean)[c] = T(m);
-      static_cast<T*>(invstd)[c] = T(1.0 / std::sqrt(squares / count + eps));
-      if (running_mean != nullptr) {
-        T& r = static_cast<T*>(running_mean)[c];
-        r = T((1.0 - momentum) * double(r) + momentum * m);
+        const double m = sum.total() / count;
+        // Two passes: the squared deviations, not E[x^2] - m^2, which cancels badly.
+        LaneSums squares;
+        for (int64_t n = 0; n < s.batch; ++n) {
+          const T* plane = px + offset(s, n, c, 0);
+          add_lanes(squares, s.spatial, [plane, m](int64_t i) {
+            const double d = double(plane[i]) - m;
+            return d * d;
+          });
+        }
+        const double sq = squares.total();
+        static_cast<T*>(mean)[c] = T(m);
+        static_cast<T*>(invstd)[c] = T(1.0 / std::sqrt(sq / count + eps));
+        if (running_mean != nullptr) {
+          T& r = static_cast<T*>(running_mean)[c];
+          r = T((1.0 - momentum) * double(r) + momentum * m);
+        }
+        if (running_var != nullptr) {
+          T& r = static_cast<T*>(running_var)[c];
+          r = T((1.0 - momentum) * double(r) + momentum * sq / (count - 1.0));
+        }
       }
-      if (running_var != nullptr) {
-        T& r = static_cast<T*>(running_var)[c];
-        r = T((1.0 - momentum) * double(r) + momentum * squares / (count - 1.0));
-      }
-    }
     });
   });
 }
@@ -80,13 +86,14 @@ void batch_norm_normalize_cpu(const void* x, DType x_dtype, const BatchNormShape
     T* py = static_cast<T*>(y);
     parallel_for(0, s.batch * s.channels, rows_grain(s.spatial), [&](int64_t plane_begin, int64_t plane_end) {
       for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
-        const int64_t n = plane / s.channels, c = plane % s.channels;
+        const int64_t c = plane % s.channels;
+        // y = x a + b per channel, the constants in double and the pass in T (float32 runs
+        // twice as many lanes as double).
         const double scale = double(ps[c]) * (pw ? double(pw[c]) : 1.0);
-        const double shift = pb ? double(pb[c]) : 0.0;
-        for (int64_t i = 0; i < s.spatial; ++i) {
-          const int64_t o = offset(s, n, c, i);
-          py[o] = T((double(px[o]) - double(pm[c])) * scale + shift);
-        }
+        const T a = T(scale), b = T((pb ? double(pb[c]) : 0.0) - double(pm[c]) * scale);
+        const T* xi = px + plane * s.spatial;
+        T* yi = py + plane * s.spatial;
+        for (int64_t i = 0; i < s.spatial; ++i) yi[i] = xi[i] * a + b;
       }
     });
   });
@@ -101,30 +108,36 @@ void batch_norm_backward_cpu(const void* dy, const void* x, DType x_dtype, const
     const T* px = static_cast<const T*>(x);
     const T* pw = static_cast<const T*>(weight);
     const double count = double(s.per_channel());
-    parallel_for(0, s.channels, rows_grain(2 * s.per_channel()), [&](int64_t c_begin, int64_t c_end) {
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      const double m = double(static_cast<const T*>(mean)[c]);
-      const double is = double(static_cast<const T*>(invstd)[c]);
-      double sum_dy = 0.0, sum_dy_xhat = 0.0;
-      for (int64_t n = 0; n < s.batch; ++n)
-        for (int64_t i = 0; i < s.spatial; ++i) {
-          const int64_t o = offset(s, n, c, i);
-          sum_dy += double(pdy[o]);
-          sum_dy_xhat += double(pdy[o]) * (double(px[o]) - m) * is;
+    parallel_for(0, s.channels, rows_grain(3 * s.per_channel()), [&](int64_t c_begin, int64_t c_end) {
+      for (int64_t c = c_begin; c < c_end; ++c) {
+        const double m = double(static_cast<const T*>(mean)[c]);
+        const double is = double(static_cast<const T*>(invstd)[c]);
+        // sum(dy xhat) = invstd sum(dy (x - mean)): the scale leaves the loop.
+        LaneSums sum_dy, sum_dy_centered;
+        for (int64_t n = 0; n < s.batch; ++n) {
+          const T* gy = pdy + offset(s, n, c, 0);
+          const T* xi = px + offset(s, n, c, 0);
+          add_lanes(sum_dy, s.spatial, [gy](int64_t i) { return double(gy[i]); });
+          add_lanes(sum_dy_centered, s.spatial, [gy, xi, m](int64_t i) { return double(gy[i]) * (double(xi[i]) - m); });
         }
-      if (dweight != nullptr) static_cast<T*>(dweight)[c] = T(sum_dy_xhat);
-      if (dbias != nullptr) static_cast<T*>(dbias)[c] = T(sum_dy);
-      if (dx == nullptr) continue;
-      const double scale = is * (pw ? double(pw[c]) : 1.0);
-      const double mean_dy = batch_stats ? sum_dy / count : 0.0;
-      const double mean_dy_xhat = batch_stats ? sum_dy_xhat / count : 0.0;
-      for (int64_t n = 0; n < s.batch; ++n)
-        for (int64_t i = 0; i < s.spatial; ++i) {
-          const int64_t o = offset(s, n, c, i);
-          const double xhat = (double(px[o]) - m) * is;
-          static_cast<T*>(dx)[o] = T(scale * (double(pdy[o]) - mean_dy - xhat * mean_dy_xhat));
+        const double total_dy = sum_dy.total(), total_dy_xhat = sum_dy_centered.total() * is;
+        if (dweight != nullptr) static_cast<T*>(dweight)[c] = T(total_dy_xhat);
+        if (dbias != nullptr) static_cast<T*>(dbias)[c] = T(total_dy);
+        if (dx == nullptr) continue;
+        const double scale = is * (pw ? double(pw[c]) : 1.0);
+        const double mean_dy = batch_stats ? total_dy / count : 0.0;
+        const double mean_dy_xhat = batch_stats ? total_dy_xhat / count : 0.0;
+        // dx = scale (dy - mean_dy - (x - m) is mean_dy_xhat) = k_dy dy + k_x x + k, the
+        // per-channel constants in double and the pass in T (float32 runs twice the lanes).
+        const double slope = is * mean_dy_xhat;
+        const T k_dy = T(scale), k_x = T(-scale * slope), k = T(scale * (m * slope - mean_dy));
+        for (int64_t n = 0; n < s.batch; ++n) {
+          const T* gy = pdy + offset(s, n, c, 0);
+          const T* xi = px + offset(s, n, c, 0);
+          T* gx = static_cast<T*>(dx) + offset(s, n, c, 0);
+          for (int64_t i = 0; i < s.spatial; ++i) gx[i] = k_dy * gy[i] + k_x * xi[i] + k;
         }
-    }
+      }
     });
   });
 }

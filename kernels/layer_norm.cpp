@@ -5,6 +5,7 @@
 #include "engine/nvtx.h"
 #include "engine/parallel.h"
 #include "kernels/dispatch.h"
+#include "kernels/lane_sum.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +13,8 @@
 
 namespace ffr {
 
-// ---- CPU reference (double accumulation: the reference should be the accurate side) ----
+// ---- CPU reference (double accumulation: the reference should be the accurate side; row sums in
+// lanes, kernels/lane_sum.h) ----
 
 void layer_norm_forward_cpu(const void* x, const void* weight, const void* bias, void* y, void* mean, void* rstd,
                             int64_t rows, int64_t cols, DType dtype, double eps) {
@@ -25,12 +27,9 @@ void layer_norm_forward_cpu(const void* x, const void* weight, const void* bias,
     parallel_for(0, rows, rows_grain(3 * cols), [&](int64_t r_begin, int64_t r_end) {
     for (int64_t r = r_begin; r < r_end; ++r) {
       const T* xr = px + r * cols;
-      double s = 0.0;
-      for (int64_t c = 0; c < cols; ++c) s += double(xr[c]);
-      const double m = s / double(cols);
+      const double m = lane_sum(cols, [xr](int64_t c) { return double(xr[c]); }) / double(cols);
       // Two passes (mean, then squared deviations): no cancellation for rows far from zero.
-      double v = 0.0;
-      for (int64_t c = 0; c < cols; ++c) v += (double(xr[c]) - m) * (double(xr[c]) - m);
+      const double v = lane_sum(cols, [xr, m](int64_t c) { return (double(xr[c]) - m) * (double(xr[c]) - m); });
       const double rs = 1.0 / std::sqrt(v / double(cols) + eps);
       for (int64_t c = 0; c < cols; ++c) {
         double out = (double(xr[c]) - m) * rs;
@@ -64,13 +63,9 @@ void layer_norm_backward_cpu(const void* dy, const void* x, const void* weight, 
           const T* dyr = pdy + r * cols;
           const T* xr = px + r * cols;
           const double m = double(pm[r]), rs = double(prs[r]);
-          double sum_g = 0.0, sum_g_xhat = 0.0;
-          for (int64_t c = 0; c < cols; ++c) {
-            const double xhat = (double(xr[c]) - m) * rs;
-            const double g = double(dyr[c]) * (pw ? double(pw[c]) : 1.0);
-            sum_g += g;
-            sum_g_xhat += g * xhat;
-          }
+          auto g_at = [dyr, pw](int64_t c) { return double(dyr[c]) * (pw ? double(pw[c]) : 1.0); };
+          const double sum_g = lane_sum(cols, g_at);
+          const double sum_g_xhat = lane_sum(cols, [&](int64_t c) { return g_at(c) * ((double(xr[c]) - m) * rs); });
           const double mean_g = sum_g / double(cols), mean_g_xhat = sum_g_xhat / double(cols);
           T* dxr = static_cast<T*>(dx) + r * cols;
           for (int64_t c = 0; c < cols; ++c) {

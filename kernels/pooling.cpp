@@ -61,10 +61,11 @@ void max_pool2d_forward_cpu(const void* x, void* y, int32_t* indices, DType dtyp
           for (int64_t h = wh.first; h < wh.last; ++h)
             for (int64_t w = ww.first; w < ww.last; ++w) {
               const T v = xp[h * g.in_width + w];
-              if (v > best || std::isnan(v)) {
-                best = v;
-                best_at = h * g.in_width + w;
-              }
+              // Selects, not a branch: which value wins is data-dependent and mispredicts half
+              // the time. NaN wins (and then stays: nothing compares greater than NaN).
+              const bool take = (v > best) | (v != v);
+              best = take ? v : best;
+              best_at = take ? h * g.in_width + w : best_at;
             }
           const int64_t o = p * out_plane + oh * g.out_width + ow;
           static_cast<T*>(y)[o] = best;

@@ -1,7 +1,10 @@
 #include "layers/conv_bn.h"
 
 #include "engine/nvtx.h"
+#include "kernels/activation.h"
 #include "kernels/batch_norm.h"
+#include "kernels/batch_norm_activation.h"
+#include "kernels/elementwise.h"
 #include "layers/sync_batch_norm.h"
 #include "layers/layer_probe.h"
 #include "layers/init.h"
@@ -42,6 +45,17 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   }
   return probe_output(*this, x,
                       batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_));
+}
+
+Tensor BatchNorm2d::forward_add_relu(const Tensor& x, const Tensor& residual, bool relu) {
+  const bool use_batch_stats = is_training() && !frozen_;
+  if (use_batch_stats || layer_probe_installed()) {
+    Tensor y = forward(x);
+    if (residual.defined()) y = add(y, residual);
+    return relu ? ffr::relu(y) : y;
+  }
+  NvtxRange range("BatchNorm2d");
+  return batch_norm_eval_add_relu(x, weight, bias, running_mean, running_var, eps_, residual, relu);
 }
 
 void BatchNorm2d::on_state_loaded() { batches_tracked_ = batches_written_ = int64_t(num_batches_tracked.item()); }

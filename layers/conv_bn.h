@@ -18,6 +18,7 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
          bool bias, Rng& rng);
   Tensor forward(const Tensor& x) const;
+  const Conv2dParams& params() const { return params_; }
   Tensor weight, bias;
 
  private:
@@ -29,6 +30,9 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t channels, double momentum = 0.1, double eps = 1e-5);
   // Training mode: batch statistics, running stats updated. Eval or frozen: running stats.
   Tensor forward(const Tensor& x);
+  // [relu](forward(x) [+ residual]), the tail of a ResNet block. With running statistics (eval or
+  // frozen) and nothing needing a gradient, one fused pass (kernels/batch_norm_activation.h).
+  Tensor forward_add_relu(const Tensor& x, const Tensor& residual, bool relu);
   // FFR stage 2's "freeze BN": statistics stay fixed even in training mode; with
   // `freeze_affine` the scale and shift stop learning too.
   void set_frozen(bool frozen, bool freeze_affine);
@@ -39,6 +43,7 @@ class BatchNorm2d : public Module {
   // per training step (a launch per layer per step that changes no math).
   void on_state_read() const override;
   int64_t batches_tracked() const { return batches_tracked_; }
+  double eps() const { return eps_; }
 
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 

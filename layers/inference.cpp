@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/precision.h"
+#include "layers/inference_plan.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "kernels/normalize_images.h"
@@ -33,6 +34,10 @@ struct InferenceModel::State {
   Precision precision = Precision::Float32;
   int max_batch = 0;
   std::unique_ptr<Classifier> model;
+  // The loaded weights prepared for fast forward passes where a plan exists for them
+  // (layers/inference_plan.h; on the CPU in fp32, or tf32, which computes as fp32 there); the
+  // model's own forward otherwise. The weights never change here, so the snapshot stays current.
+  std::unique_ptr<InferencePlan> plan;
   std::mutex mutex;  // one call at a time (see the header)
 
   // Runs `count` images through the model, max_batch at a time. `write_input(i, chw)` writes image
@@ -161,6 +166,7 @@ InferenceModel::InferenceModel(const std::string& checkpoint_path, const Inferen
   file.tensors.clear();  // the model holds its own copy
   s.model->to(s.device);
   s.model->eval();
+  if (s.device.is_cpu() && s.precision != Precision::BFloat16) s.plan = make_inference_plan(*s.model);
   // Another thread may run the model next, on its own stream: the weights must be there first.
   if (s.device.is_cuda()) synchronize();
 }
@@ -188,7 +194,7 @@ std::vector<Prediction> InferenceModel::State::run_batches(size_t count,
       // Pinned host memory on a GPU, so the copy up is a plain DMA.
       Tensor input = device.is_cuda() ? Tensor::empty_pinned({n, 3, side, side}) : Tensor::empty({n, 3, side, side});
       for (int64_t k = 0; k < n; ++k) write_input(begin + size_t(k), input.data<float>() + size_t(k) * image_floats);
-      feature_rows = model->features(device.is_cuda() ? input.to(device) : input);
+      feature_rows = plan ? plan->features(input) : model->features(device.is_cuda() ? input.to(device) : input);
     }  // the input is freed before the head runs
     const std::vector<float> probabilities = softmax(model->head().forward(feature_rows), -1).to_vector<float>();
     std::vector<float> feature_values;

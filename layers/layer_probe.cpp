@@ -15,4 +15,6 @@ Tensor probe_output(const Module& layer, const Tensor& input, Tensor output) {
   return output;
 }
 
+bool layer_probe_installed() { return t_probe != nullptr; }
+
 }  // namespace ffr

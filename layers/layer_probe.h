@@ -33,4 +33,8 @@ class LayerProbeScope {
 // What a leaf layer returns: its output, after the installed probe (if any) has seen it.
 Tensor probe_output(const Module& layer, const Tensor& input, Tensor output);
 
+// Whether a probe is installed on this thread: fused layers (a BatchNorm2d that also adds and
+// applies ReLU) then run unfused, so the probe sees each leaf layer's own output.
+bool layer_probe_installed();
+
 }  // namespace ffr

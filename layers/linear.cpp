@@ -1,8 +1,8 @@
 #include "layers/linear.h"
 
 #include "engine/nvtx.h"
-#include "kernels/bias.h"
-#include "kernels/matmul.h"
+#include "kernels/activation.h"
+#include "kernels/linear_activation.h"
 #include "layers/init.h"
 #include "layers/layer_probe.h"
 
@@ -23,9 +23,16 @@ void Linear::reset(int64_t out_features, Rng& rng) {
 
 Tensor Linear::forward(const Tensor& x) const {
   NvtxRange range("Linear");
-  Tensor y = matmul(x, weight, false, true);
-  // add_bias: a row-wise kernel, and a coalesced column sum for the bias gradient.
-  return probe_output(*this, x, bias.defined() ? add_bias(y, bias) : y);
+  // Training: matmul, then add_bias (a row-wise kernel, and a coalesced column sum for the bias
+  // gradient). Inference on the CPU: the bias added inside the product (linear_activation.h).
+  return probe_output(*this, x, linear_bias_gelu(x, weight, bias, false));
+}
+
+Tensor Linear::forward_gelu(const Tensor& x) const {
+  // A probe must see the layer's own output, before GELU: then the two run apart.
+  if (layer_probe_installed()) return gelu(forward(x));
+  NvtxRange range("Linear");
+  return linear_bias_gelu(x, weight, bias, true);
 }
 
 }  // namespace ffr

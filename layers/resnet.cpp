@@ -27,11 +27,16 @@ Bottleneck::Bottleneck(int64_t in_channels, int64_t planes, int64_t stride, Rng&
 
 Tensor Bottleneck::forward(const Tensor& x) {
   NvtxRange range("Bottleneck");
-  Tensor h = relu(bn1_->forward(conv1_->forward(x)));
-  h = relu(bn2_->forward(conv2_->forward(h)));
-  h = bn3_->forward(conv3_->forward(h));
+  // forward_add_relu: batch norm, the skip add and ReLU, fused into one pass in inference.
+  Tensor h = bn1_->forward_add_relu(conv1_->forward(x), Tensor(), true);
+  h = bn2_->forward_add_relu(conv2_->forward(h), Tensor(), true);
   Tensor identity = downsample_ ? downsample_->bn->forward(downsample_->conv->forward(x)) : x;
-  return relu(add(h, identity));
+  return bn3_->forward_add_relu(conv3_->forward(h), identity, true);
+}
+
+Bottleneck::Layers Bottleneck::layers() const {
+  return {conv1_.get(), conv2_.get(), conv3_.get(), downsample_ ? downsample_->conv.get() : nullptr,
+          bn1_.get(),   bn2_.get(),   bn3_.get(),   downsample_ ? downsample_->bn.get() : nullptr};
 }
 
 ResNet::ResNet(const ResNetConfig& config, std::string name, Rng& rng) : config_(config), name_(std::move(name)) {
@@ -57,10 +62,17 @@ ResNet::ResNet(const ResNetConfig& config, std::string name, Rng& rng) : config_
   register_module("fc", fc_, std::make_unique<Linear>(in_channels, config.num_classes, true, rng));
 }
 
+std::vector<const Bottleneck*> ResNet::blocks() const {
+  std::vector<const Bottleneck*> out;
+  for (const auto& stage : stages_)
+    for (const auto& block : *stage) out.push_back(block.get());
+  return out;
+}
+
 Tensor ResNet::features(const Tensor& images) {
   NvtxRange range("ResNet.features");
   FFR_CHECK(images.ndim() == 4 && images.size(1) == 3, "ResNet expects [N, 3, H, W] images, got ", images.str());
-  Tensor x = relu(bn1_->forward(conv1_->forward(images)));
+  Tensor x = bn1_->forward_add_relu(conv1_->forward(images), Tensor(), true);
   if (!config_.small_input_stem) x = max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
   for (auto& stage : stages_)
     for (const auto& block : *stage) x = block->forward(x);

@@ -27,6 +27,14 @@ class Bottleneck : public Module {
   Bottleneck(int64_t in_channels, int64_t planes, int64_t stride, Rng& rng);
   Tensor forward(const Tensor& x);
 
+  // The block's layers, for code that runs it another way (layers/resnet_inference_plan.h);
+  // the downsample pair is null where the block has none.
+  struct Layers {
+    const Conv2d *conv1, *conv2, *conv3, *downsample_conv;
+    const BatchNorm2d *bn1, *bn2, *bn3, *downsample_bn;
+  };
+  Layers layers() const;
+
  private:
   struct Downsample : Module {
     Downsample(int64_t in_channels, int64_t out_channels, int64_t stride, Rng& rng);
@@ -47,6 +55,13 @@ class ResNet : public Classifier {
   int64_t num_classes() const override { return fc_->out_features(); }
   void reset_head(int64_t classes, Rng& rng) override { fc_->reset(classes, rng); }
   std::string architecture() const override { return name_; }
+
+  // The stem and the blocks in order, for code that runs the network another way
+  // (layers/resnet_inference_plan.h).
+  const ResNetConfig& config() const { return config_; }
+  const Conv2d& stem_conv() const { return *conv1_; }
+  const BatchNorm2d& stem_bn() const { return *bn1_; }
+  std::vector<const Bottleneck*> blocks() const;
 
  private:
   ResNetConfig config_;

@@ -47,7 +47,7 @@ Mlp::Mlp(int64_t dim, int64_t hidden, Rng& rng) {
   register_module("fc2", fc2_, std::make_unique<Linear>(hidden, dim, true, rng));
 }
 
-Tensor Mlp::forward(const Tensor& x) const { return fc2_->forward(gelu(fc1_->forward(x))); }
+Tensor Mlp::forward(const Tensor& x) const { return fc2_->forward(fc1_->forward_gelu(x)); }
 
 ViTBlock::ViTBlock(const ViTConfig& config, Rng& rng) {
   register_module("norm1", norm1_, std::make_unique<LayerNorm>(config.dim));

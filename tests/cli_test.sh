@@ -108,6 +108,34 @@ else
   done
   grep -a -q 'git_commit' "$work/r/seed-0/best.safetensors" || fail "the checkpoint has no engine block"
 
+  # probe-features (issue 19): a linear probe on the trained model's features, real vs synthetic.
+  ck=$work/r/seed-0/best.safetensors
+  expect 0 'source accuracy [0-9.]+% \(chance 50%\)' probe-features --checkpoint "$ck" --manifest "$m" --device cpu \
+    --workers 1 --out "$work/pf"
+  grep -q '"accuracy"' "$work/pf/probe_features.json" || fail "probe-features: no accuracy in probe_features.json"
+  grep -q '<circle' "$work/pf/embedding.svg" || fail "probe-features: the embedding SVG has no points"
+  expect 2 '^ffr-bench: error: --c: ' probe-features --checkpoint "$ck" --manifest "$m" --c -1
+  expect 2 '^ffr-bench: error: --checkpoint is required' probe-features --manifest "$m"
+  expect 2 '^ffr-bench: error: --checkpoint: ' probe-features --checkpoint "$work/none.safetensors" --manifest "$m"
+  grep -q 'feature_probe_accuracy' "$work/r/seed-0/result.json" || fail "result.json has no feature_probe_accuracy"
+
+  # grid --dry-run states FFR's stage-1 search (issue 19): its runs and their count.
+  expect 0 'FFR stage-1 search runs over 2 stage-1 rates' grid --preset figure3 --manifest "$m" --out "$work/g" \
+    --model resnet_tiny --image-size 0 --ratios 0.9 --lr 1e-3,1e-4 --seeds 0 --dry-run
+  grep -c '(stage-1 search)' "$work/out" | grep -q '^2$' || fail "grid --dry-run does not list the 2 stage-1 search runs"
+  [[ ! -e $work/g ]] || fail "grid --dry-run created its --out folder"
+
+  # --synthetic agnostic (Table 5) needs the class-only-prompt pool: refused, naming it, before any
+  # folder is made, by run and by grid (issue 19).
+  "$bench" prepare --out "$work/data0" --image-size 16 --real-per-class 60 --synthetic-source-per-class 20 \
+    --heldout-source-per-class 4 --synthetic-eval-per-group 2 --eval-per-class 40 --threads 2 \
+    --agnostic-per-class 0 >/dev/null 2>&1 || fail "prepare --agnostic-per-class 0"
+  expect 1 '^ffr-bench: error: .*manifest.csv: bias-agnostic synthetic data .*prompt_kind=agnostic' \
+    run --manifest "$work/data0/manifest.csv" --ratio 0.9 --model resnet_tiny --aug ffr --synthetic agnostic --out "$work/a0"
+  expect 1 'prompt_kind=agnostic' grid --preset table5 --manifest "$work/data0/manifest.csv" --model resnet_tiny \
+    --image-size 0 --ratios 0.9 --lr 1e-3 --seeds 0 --out "$work/ga0"
+  [[ ! -e $work/a0 && ! -e $work/ga0 ]] || fail "a refused --synthetic agnostic created its --out folder"
+
   # Ctrl-C: exit 130 with where a rerun resumes; the rerun says it resumes.
   "$bench" run "${common[@]}" --out "$work/int" --epochs 400 >"$work/int.out" 2>"$work/int.err" &
   pid=$!

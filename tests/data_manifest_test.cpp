@@ -42,6 +42,35 @@ TEST(DataManifest, ReadsColumnsInAnyOrderWithOptionalOnes) {
             std::filesystem::path("/data/img/a.png"));
 }
 
+// Issue 19: synthetic images from class-only prompts (Table 5) are marked prompt_kind=agnostic;
+// the column is optional (older manifests load, every image aware) and written only when used.
+TEST(DataManifest, PromptKindMarksBiasAgnosticImages) {
+  TempDir dir;
+  EXPECT_EQ(read_manifest(write_manifest_files(dir, kGoodCsv)).samples[1].prompt_kind, PromptKind::Aware)
+      << "no column: aware";
+  const std::string header = "path,split,y,b,source,prompt_kind\n";
+  const Manifest m = read_manifest(write_manifest_files(
+      dir, header + "a.png,train,0,0,real,\nb.png,train,1,1,synthetic,agnostic\nc.png,train,1,0,synthetic,aware\n"));
+  EXPECT_EQ(m.samples[0].prompt_kind, PromptKind::Aware);
+  EXPECT_EQ(m.samples[1].prompt_kind, PromptKind::Agnostic);
+  EXPECT_EQ(m.samples[2].prompt_kind, PromptKind::Aware);
+
+  Manifest copy = m;
+  copy.csv_path = dir / "copy.csv";
+  write_manifest(copy);
+  EXPECT_NE(read_file(dir / "copy.csv").find("prompt_kind"), std::string::npos);
+  EXPECT_EQ(read_manifest(dir / "copy.csv").samples[1].prompt_kind, PromptKind::Agnostic);
+  copy.samples[1].prompt_kind = PromptKind::Aware;
+  write_manifest(copy);
+  EXPECT_EQ(read_file(dir / "copy.csv").find("prompt_kind"), std::string::npos) << "not written when unused";
+
+  const std::string csv = (dir / "m.csv").string();
+  write_manifest_files(dir, header + "a.png,train,0,0,synthetic,class-only\n");
+  expect_input_error([&] { read_manifest(csv); }, {csv + ":2", "unknown prompt_kind 'class-only'"});
+  write_manifest_files(dir, header + "a.png,train,0,0,real,agnostic\n");
+  expect_input_error([&] { read_manifest(csv); }, {csv + ":2", "real image"});
+}
+
 TEST(DataManifest, EveryBadInputNamesFileAndLine) {
   TempDir dir;
   const std::string header = "path,split,y,b,source\n";

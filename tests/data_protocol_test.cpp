@@ -15,7 +15,7 @@ constexpr int kClasses = 4, kBiases = 4;
 // An in-memory 4x4 data set shaped like Spurious Fashion-MNIST: per class 900 real train images
 // on the majority background (b = y) and 34/33/33 on the others; val 450 + 17/17/16; a balanced
 // test; `synthetic_per_group` synthetic train images in every group.
-Manifest biased_manifest(int synthetic_per_group) {
+Manifest biased_manifest(int synthetic_per_group, int agnostic_per_class = 0) {
   Manifest m;
   m.csv_path = "mem.csv";
   for (int y = 0; y < kClasses; ++y) m.info.class_names.push_back("class" + std::to_string(y));
@@ -35,6 +35,13 @@ Manifest biased_manifest(int synthetic_per_group) {
       add(Split::Test, Source::Real, y, b, 125);
       add(Split::Train, Source::Synthetic, y, b, synthetic_per_group);
       add(Split::Test, Source::Synthetic, y, b, 5);
+    }
+    // The bias-agnostic pool (class-only prompts): its own images, all on the majority background,
+    // as a generator repeating the bias would draw them.
+    for (int i = 0; i < agnostic_per_class; ++i) {
+      Sample s{"agnostic.png", Split::Train, y, y, Source::Synthetic, "", "", "", int(m.samples.size()) + 2};
+      s.prompt_kind = PromptKind::Agnostic;
+      m.samples.push_back(s);
     }
   }
   return m;
@@ -122,7 +129,7 @@ TEST(DataProtocol, UsbFillsToTheLargestGroupAndAsbIsFlat) {
 }
 
 TEST(DataProtocol, BiasedAndAgnosticSyntheticSets) {
-  const Manifest m = biased_manifest(3000);  // biased pretraining puts ~2665 in a majority group
+  const Manifest m = biased_manifest(3000, 4000);  // biased pretraining puts ~2665 in a majority group
   const GroupIndex groups(m.info);
   const auto balanced = make_experiment_splits(m, {0.99, Augmentation::FFR, SyntheticDistribution::Balanced, 5});
   const auto biased = make_experiment_splits(m, {0.99, Augmentation::FFR, SyntheticDistribution::Biased, 5});
@@ -142,6 +149,17 @@ TEST(DataProtocol, BiasedAndAgnosticSyntheticSets) {
   }
   EXPECT_EQ(count_per_class(counts_of(m, agnostic.pretrain, Source::Synthetic), groups),
             count_per_class(counts_of(m, balanced.pretrain, Source::Synthetic), groups));
+  // Issue 19: Table 5's data is its own pool of class-only-prompt images, never the bias-aware
+  // images with b ignored, and the bias-aware sets never take them.
+  for (int64_t i : agnostic.pretrain) EXPECT_EQ(m.samples[size_t(i)].prompt_kind, PromptKind::Agnostic);
+  for (const auto* splits : {&balanced, &biased}) {
+    for (int64_t i : splits->pretrain) EXPECT_EQ(m.samples[size_t(i)].prompt_kind, PromptKind::Aware);
+  }
+  for (int64_t i : agnostic.test_synthetic) EXPECT_EQ(m.samples[size_t(i)].prompt_kind, PromptKind::Aware);
+  const Manifest aware_only = biased_manifest(3000);
+  expect_input_error(
+      [&] { make_experiment_splits(aware_only, {0.99, Augmentation::FFR, SyntheticDistribution::BiasAgnostic, 5}); },
+      {"mem.csv", "--synthetic agnostic", "prompt_kind=agnostic", "ffr-bench prepare"});
   expect_input_error([&] { make_experiment_splits(m, {0.99, Augmentation::USB, SyntheticDistribution::Biased, 5}); },
                      {"FFR only"});
 }

@@ -77,6 +77,36 @@ TEST_F(DataSpuriousFashionMnist, SplitsFollowTheDesign) {
   EXPECT_NO_THROW(make_experiment_splits(m, {0.999, Augmentation::FFR, SyntheticDistribution::Biased, 0}));
   EXPECT_NO_THROW(make_experiment_splits(m, {0.9, Augmentation::FFR, SyntheticDistribution::BiasAgnostic, 0}));
 
+  // Issue 19: the bias-agnostic pool is its own images (class-only prompts, own folder), with
+  // backgrounds from the generator's prior (0.7 on the class's majority), not the bias pools'
+  // balanced draw; the bias-aware pool is balanced over backgrounds.
+  std::set<std::string> aware_paths, agnostic_paths;
+  GroupCounts agnostic(size_t(groups.num_groups()), 0);
+  for (const Sample& s : m.samples) {
+    if (s.source != Source::Synthetic || s.split != Split::Train) continue;
+    if (s.prompt_kind == PromptKind::Agnostic) {
+      agnostic_paths.insert(s.path);
+      ++agnostic[size_t(groups.group(s.y, s.b))];
+      EXPECT_EQ(s.prompt, "a " + m.info.class_names[size_t(s.y)]) << s.path;
+      EXPECT_NE(s.path.find("train/synthetic-agnostic/"), std::string::npos) << s.path;
+    } else {
+      aware_paths.insert(s.path);
+      EXPECT_NE(s.prompt.find(" background"), std::string::npos) << s.path;
+    }
+  }
+  ASSERT_FALSE(agnostic_paths.empty());
+  for (const std::string& p : agnostic_paths) EXPECT_EQ(aware_paths.count(p), 0u) << p;
+  for (int y = 0; y < 4; ++y) {
+    int64_t class_total = 0;
+    for (int b = 0; b < 4; ++b) class_total += agnostic[size_t(groups.group(y, b))];
+    const double majority_share = double(agnostic[size_t(groups.group(y, y))]) / double(class_total);
+    EXPECT_NEAR(majority_share, 0.7, 0.15) << "class " << y;
+  }
+  // Held-out synthetic images stay bias-aware.
+  for (const Sample& s : m.samples) {
+    if (s.split != Split::Train) EXPECT_EQ(s.prompt_kind, PromptKind::Aware) << s.path;
+  }
+
   // Real and synthetic come from disjoint Fashion-MNIST images.
   std::set<std::string> real_ids, synthetic_ids;
   for (const Sample& s : m.samples) (s.source == Source::Real ? real_ids : synthetic_ids).insert(s.orig_id);

@@ -2,6 +2,8 @@
 
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "ffr/experiment.h"
+#include "ffr/experiment_json.h"
 #include "ffr/logistic_regression.h"
 
 #include <gtest/gtest.h>
@@ -132,6 +134,35 @@ TEST(FfrDfr, OptionsChooseTheGridAndTheRetrains) {
   options.c_grid = {1e-6};
   const DfrResult zero = fit_dfr(as_tensor(val), val.y, val.g, 2, 4, 1, options);
   for (float v : zero.weight.to_vector<float>()) EXPECT_EQ(v, 0.0f);
+}
+
+// DFR's reference averages 20 refits (dfr_on_validation_eval's num_retrains=20); we used 5 before.
+TEST(FfrDfr, DefaultsToTwentyRefitsAndRecordsTheCount) {
+  EXPECT_EQ(DfrOptions{}.num_retrains, 20);
+  EXPECT_EQ(ExperimentConfig{}.dfr_refits, 20);
+  Rng rng(8);
+  const Spurious val = make_spurious(95, 12, rng);
+  DfrOptions options;
+  options.c_grid = {1.0};
+  EXPECT_EQ(fit_dfr(as_tensor(val), val.y, val.g, 2, 4, 1, options).num_retrains, 20);
+  options.num_retrains = 3;
+  EXPECT_EQ(fit_dfr(as_tensor(val), val.y, val.g, 2, 4, 1, options).num_retrains, 3);
+}
+
+// A DFR config written before dfr_refits ran with 5 refits: it is not the same experiment as a
+// run of today's default, so its result is not reused.
+TEST(FfrDfr, ConfigWithoutRefitCountIsAnOlderExperiment) {
+  ExperimentConfig c;
+  c.method = TrainingMethod::DFR;
+  std::string text = config_to_json(c);
+  const std::string key = "\"dfr_refits\": 20,";
+  ASSERT_NE(text.find(key), std::string::npos) << text;
+  text.erase(text.find(key), key.size());
+  const ExperimentConfig old = config_from_json(text, "old config.json");
+  EXPECT_EQ(old.dfr_refits, 5);
+  EXPECT_FALSE(same_experiment(old, c));
+  ExperimentConfig erm;  // other methods do not carry it: their configs and run names stay
+  EXPECT_EQ(config_to_json(erm).find("dfr_refits"), std::string::npos);
 }
 
 // The numbers DFR reports as validation come from the half its head was not fit on: the tuning

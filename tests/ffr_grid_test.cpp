@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -55,6 +56,10 @@ GridOptions small_options(std::vector<std::string> presets) {
   o.bias_ratios = {0.9, 0.99};
   o.seeds = {0, 1};
   o.learning_rates = {1e-4, 1e-5};
+  // The counting tests below predate the stage-1 search and the frozen-BN default: one stage-1
+  // rate (no search) and trained BN keep their plans as they were; the search has its own tests.
+  o.stage1_learning_rates = {1e-4};
+  o.freeze_batch_norm = {false};
   return o;
 }
 
@@ -101,7 +106,9 @@ TEST(FfrGrid, PresetsExpandToThePapersCells) {
       EXPECT_EQ(c.config.synthetic, data::SyntheticDistribution::BiasAgnostic);
     }
     if (c.experiment == "table1" && c.label == "stage 2 then 1") EXPECT_EQ(c.config.stages, StageOrder::Stage2Then1);
-    EXPECT_EQ(c.config.model, c.experiment == "table8" ? "vit_b32" : "resnet26_small");
+    // The paper's backbone by default (issue 19): resnet50 at 224 px.
+    EXPECT_EQ(c.config.model, c.experiment == "table8" ? "vit_b32" : "resnet50");
+    EXPECT_EQ(c.config.image_size, 224);
   }
   EXPECT_EQ(figure3, 4u * 2u);          // modes x ratios
   EXPECT_EQ(table4, 3u * 3u * 2u);      // modes x severities x ratios
@@ -339,6 +346,96 @@ TEST(FfrGrid, GridFilesAndGridJsonRoundTrip) {
   expect_input_error([&] { read_grid_options(file.string()); }, {file.string(), "sgd"});
   data::testing::write_file(file, R"({"seeds": [-1]})");
   expect_input_error([&] { read_grid_options(file.string()); }, {file.string(), "seeds"});
+}
+
+// Issue 19, point 1: FFR's stage-1 rate is searched in every full-FFR cell (the authors choose it
+// by stage 1's mean val WA before stage 2); the plan lists the search runs, and stage 2 runs from
+// the chosen rate once the search is complete.
+TEST(FfrGrid, Stage1LearningRateIsSearchedInEveryFullFfrCell) {
+  GridOptions o = small_options({"figure3", "table1"});
+  o.bias_ratios = {0.9};
+  o.learning_rates = {1e-3, 1e-4};
+  o.stage1_learning_rates = {};  // the default: the --lr list, searched
+  const Grid grid = make_grid(o);
+  ASSERT_EQ(grid.stage1_learning_rates, (std::vector<double>{1e-3, 1e-4}));
+  const std::vector<GridRun> before = plan_runs(grid);
+  size_t searches = 0, pending = 0;
+  for (const GridRun& r : before) {
+    if (r.stage1_search) {
+      ++searches;
+      EXPECT_EQ(r.config.stages, StageOrder::Stage1Only);
+      EXPECT_EQ(r.config.method, TrainingMethod::ERM);
+      EXPECT_EQ(r.config.stage1_learning_rate, r.hyper_parameters.learning_rate);
+    }
+    pending += r.pending;
+    if (r.pending) EXPECT_EQ(r.config.stages, StageOrder::Full);
+  }
+  // 2 rates x 2 seeds, shared by figure3's FFR and table1's "stage 1 then 2" cells and equal to
+  // table1's "stage 1 only" runs (planned once).
+  EXPECT_EQ(searches, 4u);
+  EXPECT_EQ(pending, 2u * 2u);  // FFR stage 2: 2 rates x 2 seeds, waiting for the choice
+  // table1's "stage 1 only" cell plans no runs of its own: they are the search's.
+  for (const GridRun& r : before) {
+    if (r.config.stages == StageOrder::Stage1Only) EXPECT_TRUE(r.stage1_search) << r.name;
+  }
+
+  TempDir dir;
+  FakeRunner fake;
+  const GridRunSummary ran = run_grid(grid, {dir.path().string(), {}}, fake.function());
+  EXPECT_EQ(ran.pending, 0);
+  EXPECT_EQ(size_t(ran.ran), before.size());
+  EXPECT_EQ(fake.ran.size(), before.size());
+  // The fake's val WA grows as the rate falls: 1e-4 wins stage 1.
+  const std::vector<GridRun> after = plan_runs(grid, completed_runs({dir.path().string()}));
+  ASSERT_EQ(after.size(), before.size()) << "the plan keeps its length as searches complete";
+  size_t full_ffr = 0;
+  for (const GridRun& r : after) {
+    EXPECT_FALSE(r.pending) << r.name;
+    if (r.config.augmentation == data::Augmentation::FFR && r.config.stages == StageOrder::Full) {
+      ++full_ffr;
+      EXPECT_EQ(r.config.stage1_learning_rate, 1e-4) << r.name;
+      EXPECT_TRUE(has_result((dir / "runs" / r.name).string())) << r.name;
+    }
+  }
+  EXPECT_EQ(full_ffr, 4u);
+  // One stage-1 rate: no search, as --stage1-lr with one value.
+  o.stage1_learning_rates = {1e-3};
+  for (const GridRun& r : plan_runs(make_grid(o))) {
+    EXPECT_FALSE(r.stage1_search || r.pending) << r.name;
+    if (r.config.augmentation == data::Augmentation::FFR && r.config.stages == StageOrder::Full) {
+      EXPECT_EQ(r.config.stage1_learning_rate, 1e-3);
+    }
+  }
+}
+
+// Issue 19, point 5: SpuCo Animals has no 0.9 (its natural bias is ~0.95); a data set's own list
+// replaces the general one; Table 6's rates reach FFR's stage 2 only.
+TEST(FfrGrid, RatiosPerDataSetAndTheTable6LearningRates) {
+  GridOptions o = small_options({"figure3"});
+  o.manifests = {"data/celeba-hq/manifest.csv", "data/spuco-animals/manifest.csv", "data/utk/manifest.csv"};
+  o.bias_ratios = {0.9, 0.95, 0.99};
+  o.bias_ratios_by_dataset["utk"] = {0.97};
+  std::map<std::string, std::set<double>> ratios;
+  for (const GridCell& c : make_grid(o).cells) ratios[c.dataset].insert(c.config.bias_ratio);
+  EXPECT_EQ(ratios["celeba-hq"], (std::set<double>{0.9, 0.95, 0.99}));
+  EXPECT_EQ(ratios["spuco-animals"], (std::set<double>{0.95, 0.99}));
+  EXPECT_EQ(ratios["utk"], (std::set<double>{0.97}));
+  o.bias_ratios = {0.9};
+  o.bias_ratios_by_dataset.clear();
+  expect_input_error([&] { make_grid(o); }, {"spuco-animals", "0.95", "bias_ratios_by_dataset"});
+
+  o = small_options({"table4x4"});
+  o.ffr_learning_rates = table6_ffr_learning_rates();
+  const Grid grid = make_grid(o);
+  for (const GridCell& c : grid.cells) {
+    std::set<double> rates;
+    for (const HyperParameters& h : cell_settings(grid, c)) rates.insert(h.learning_rate);
+    const bool ffr = c.config.augmentation == data::Augmentation::FFR;
+    EXPECT_EQ(rates.size(), ffr ? 6u : 2u) << c.label;
+    if (ffr) EXPECT_EQ(*rates.begin(), 1e-9) << c.label;
+  }
+  const std::string text = grid_to_json(grid);
+  EXPECT_EQ(grid_to_json(grid_from_json(text, "grid.json")), text);
 }
 
 TEST(FfrGrid, ShardFoldersOfDifferentGridsAreRefused) {

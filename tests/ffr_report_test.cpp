@@ -67,6 +67,8 @@ GridOptions figure3_options() {
   o.bias_ratios = {0.9, 0.99, 0.999};
   o.seeds = {0, 1, 2};
   o.learning_rates = {1e-4, 1e-5, 1e-6};
+  o.stage1_learning_rates = {1e-4};  // no stage-1 search, trained BN: the plans these tests count
+  o.freeze_batch_norm = {false};
   return o;
 }
 
@@ -162,6 +164,41 @@ void expect_wellformed_svg(const std::string& svg, size_t polylines) {
   for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++count;
   EXPECT_EQ(count, polylines);
   EXPECT_EQ(svg.find("nan"), std::string::npos);
+}
+
+// DFR's protocol: the backbone (here its learning rate) is chosen by the ERM backbone's own val WA,
+// not by the val WA of the head refitted on val (in-sample). The fake makes the two disagree.
+TEST(FfrReport, DfrSelectsTheBackboneByItsOwnValidationWa) {
+  TempDir dir;
+  GridOptions o = figure3_options();
+  o.presets = {"table4x4"};
+  o.bias_ratios = {0.9};
+  o.seeds = {0, 1};
+  o.learning_rates = {1e-4, 1e-5};
+  const Grid grid = make_grid(o);
+  run_grid(grid, {dir.path().string(), {}}, [](const ExperimentConfig& c, const std::string& run_dir, const ProgressCallback&) {
+    fs::create_directories(run_dir);
+    ExperimentResult r = fake_result(c);  // val WA favours 1e-5
+    if (c.method == TrainingMethod::DFR) {
+      r.backbone_val = metrics(c.learning_rate == 1e-4 ? 0.9 : 0.2, 0.95);  // the backbone favours 1e-4
+      r.dfr_c = 1.0;
+      r.dfr_refits = 20;
+    }
+    write_text_atomically((fs::path(run_dir) / kResultFile).string(), result_to_json(r));
+    return r;
+  });
+  const GridSummary s = summarize_grid(grid, collect_results(grid, {dir.path().string()}));
+  int dfr_cells = 0;
+  for (const CellSummary& c : s.cells) {
+    ASSERT_NE(c.chosen_setting(), nullptr);
+    const bool dfr = c.cell.config.method == TrainingMethod::DFR;
+    dfr_cells += dfr;
+    EXPECT_EQ(c.chosen_setting()->hyper_parameters.learning_rate, dfr ? 1e-4 : 1e-5) << c.cell.label;
+    if (dfr) {
+      EXPECT_EQ(c.chosen_setting()->results[0].dfr_refits, 20) << "read back from result.json";
+    }
+  }
+  EXPECT_EQ(dfr_cells, 4);
 }
 
 // DFR's chosen regularisation C and its tuning WA reach the report and results.csv (issue 17,
@@ -265,6 +302,7 @@ TEST(FfrReport, ReportStatesItsSettingsAndTheEngineBuild) {
   TempDir dir;
   GridOptions options = figure3_options();
   options.base.model = "resnet_tiny";
+  options.base.image_size = 0;  // the paper presets' default is 224 px
   options.base.epochs = 7;
   options.base.stage1_epochs = 3;
   options.base.batch_size = 48;
@@ -318,6 +356,29 @@ TEST(FfrReport, MergedShardsGiveTheUnshardedReport) {
   EXPECT_NE(md.find("| WA / BA | ERM | Resampling | GroupDRO | DFR |"), std::string::npos);
   EXPECT_NE(md.find("## table4x4"), std::string::npos);
   EXPECT_NE(format_summary_table(unsharded.summary).find("FFR + GroupDRO"), std::string::npos);
+}
+
+// Issue 19, point 6: the probe of the trained models' features, per augmentation mode; a run
+// shared by several experiments' rows counts once.
+TEST(FfrReport, FeatureProbeAccuracyIsReportedPerAugmentationMode) {
+  TempDir dir;
+  GridOptions o = figure3_options();
+  o.presets = {"figure3", "table3"};  // table3's USB/ASB/FFR rows share figure3's runs
+  o.bias_ratios = {0.9};
+  o.seeds = {0, 1};
+  o.learning_rates = {1e-5};
+  const Grid grid = make_grid(o);
+  run_grid(grid, {dir.path().string(), {}}, [](const ExperimentConfig& c, const std::string& run_dir, const ProgressCallback&) {
+    fs::create_directories(run_dir);
+    ExperimentResult r = fake_result(c);
+    r.feature_probe_accuracy = c.augmentation == data::Augmentation::FFR ? 0.6 + 0.1 * double(c.seed) : 0.9;
+    write_text_atomically((fs::path(run_dir) / kResultFile).string(), result_to_json(r));
+    return r;
+  });
+  const std::string md = read_file(report_grid(grid, {dir.path().string()}, dir.path().string(), {}).files.report_md);
+  EXPECT_NE(md.find("## Real vs synthetic in the trained models' features (probe-features)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| USB | 90.0 ± 0.0 | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| FFR | 65.0 ± 7.1 | 2 |"), std::string::npos) << md;
 }
 
 TEST(FfrReport, Table3ShowsRealAndSyntheticColumns) {

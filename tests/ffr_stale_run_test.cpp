@@ -103,6 +103,7 @@ TEST_F(FfrStaleRun, GridDoesNotReuseACellOfChangedData) {
   o.bias_ratios = {0.9};
   o.seeds = {0};
   o.learning_rates = {1e-3};
+  o.freeze_batch_norm = {false};
   o.base = tiny_config(Augmentation::None, TrainingMethod::ERM);
   const Grid grid = make_grid(o);
   int ran = 0;

@@ -144,8 +144,14 @@ TEST_F(FfrTraining, CapKeepsGroupProportionsAndEveryGroup) {
   EXPECT_EQ(cap_samples(manifest, train, groups, 0, 3), train) << "0: no cap";
 }
 
-TEST_F(FfrTraining, FrozenBatchNormKeepsStatisticsAndAffineParameters) {
-  const ExperimentConfig c = tiny_config(Augmentation::None, TrainingMethod::ERM);
+// Trains one epoch of stage 2 with BN frozen; returns, per kind of tensor, how many changed.
+struct FrozenBatchNormChanges {
+  size_t statistics = 0, statistics_changed = 0;  // running mean/var
+  size_t affine = 0, affine_changed = 0;          // BN weight/bias
+  size_t other = 0, other_changed = 0;            // convolutions, head
+};
+
+FrozenBatchNormChanges train_with_frozen_batch_norm(const ExperimentConfig& c, bool freeze_affine) {
   const data::Manifest manifest = data::read_manifest(c.manifest);
   const data::GroupIndex groups(manifest.info);
   const data::ExperimentSplits splits = data::make_experiment_splits(manifest, {0.9, Augmentation::None});
@@ -163,31 +169,90 @@ TEST_F(FfrTraining, FrozenBatchNormKeepsStatisticsAndAffineParameters) {
   plan.samples = splits.train;
   plan.learning_rate = 1e-2;
   plan.freeze_batch_norm = true;
+  plan.freeze_batch_norm_affine = freeze_affine;
   // Batch-norm tensors are told apart by identity (torchvision names some "downsample.1").
-  std::set<const TensorImpl*> bn_tensors;
+  std::set<const TensorImpl*> statistics, affine;
   for (BatchNorm2d* layer : batch_norm_layers(*model)) {
-    for (const Tensor* t : {&layer->weight, &layer->bias, &layer->running_mean, &layer->running_var}) {
-      bn_tensors.insert(t->impl());
-    }
+    statistics.insert({layer->running_mean.impl(), layer->running_var.impl()});
+    affine.insert({layer->weight.impl(), layer->bias.impl()});
   }
   std::vector<std::vector<float>> before;
   for (const auto& [name, t] : model->state_dict()) before.push_back(t.to(DType::Float32).to_vector<float>());
   const StageOutcome outcome = train_stage(*model, plan, context);
   EXPECT_EQ(outcome.best_epoch, 1);
-  size_t i = 0, bn = 0, other = 0, changed = 0;
+  FrozenBatchNormChanges changes;
+  size_t i = 0;
   for (const auto& [name, t] : model->state_dict()) {
-    const std::vector<float> now = t.to(DType::Float32).to_vector<float>();
-    if (bn_tensors.count(t.impl())) {
-      EXPECT_EQ(now, before[i]) << name;
-      ++bn;
+    const bool changed = t.to(DType::Float32).to_vector<float>() != before[i++];
+    if (statistics.count(t.impl())) {
+      ++changes.statistics;
+      changes.statistics_changed += changed;
+    } else if (affine.count(t.impl())) {
+      ++changes.affine;
+      changes.affine_changed += changed;
     } else if (name.find("num_batches_tracked") == std::string::npos) {
-      ++other;
-      changed += now != before[i];
+      ++changes.other;
+      changes.other_changed += changed;
     }
-    ++i;
   }
-  EXPECT_GT(bn, 0u);
-  EXPECT_EQ(changed, other) << "every convolution and the head still learn";
+  return changes;
+}
+
+// The authors' freeze: BN in eval mode (statistics kept), scale and shift still trained.
+TEST_F(FfrTraining, FrozenBatchNormKeepsStatisticsAndTrainsAffineParameters) {
+  const FrozenBatchNormChanges c = train_with_frozen_batch_norm(tiny_config(Augmentation::None, TrainingMethod::ERM),
+                                                                /*freeze_affine=*/false);
+  EXPECT_GT(c.statistics, 0u);
+  EXPECT_EQ(c.statistics_changed, 0u) << "running statistics stay frozen";
+  EXPECT_GT(c.affine, 0u);
+  EXPECT_EQ(c.affine_changed, c.affine) << "every BN scale and shift still learns";
+  EXPECT_EQ(c.other_changed, c.other) << "every convolution and the head still learn";
+}
+
+// The explicit option (what freeze meant before): scale and shift frozen too.
+TEST_F(FfrTraining, FrozenBatchNormAffineKeepsStatisticsAndAffineParameters) {
+  const FrozenBatchNormChanges c = train_with_frozen_batch_norm(tiny_config(Augmentation::None, TrainingMethod::ERM),
+                                                                /*freeze_affine=*/true);
+  EXPECT_EQ(c.statistics_changed, 0u);
+  EXPECT_GT(c.affine, 0u);
+  EXPECT_EQ(c.affine_changed, 0u);
+  EXPECT_EQ(c.other_changed, c.other);
+}
+
+// A config written before the affine key meant "affine frozen too": it must not pass for a run
+// of the new default, or a stale result would be reused.
+TEST(FfrJson, FreezeBatchNormWithoutAffineKeyReadsAsTheOldMeaning) {
+  ExperimentConfig c;
+  c.augmentation = Augmentation::FFR;
+  c.freeze_batch_norm = true;  // the default: statistics only
+  std::string old_text = config_to_json(c);
+  const std::string key = "\"freeze_batch_norm_affine\": false,";
+  ASSERT_NE(old_text.find(key), std::string::npos) << old_text;
+  old_text.erase(old_text.find(key), key.size());
+  const ExperimentConfig old = config_from_json(old_text, "old config.json");
+  EXPECT_TRUE(old.freeze_batch_norm_affine);
+  EXPECT_FALSE(same_experiment(old, c));
+  ExperimentConfig unfrozen;  // runs without a frozen BN keep their configs (and run names)
+  EXPECT_EQ(config_to_json(unfrozen).find("freeze_batch_norm_affine"), std::string::npos);
+}
+
+// A bias-agnostic run made before Table 5 had its own pool (config without agnostic_pool_version)
+// drew the bias-aware images with b ignored: it is not reused, and not run again.
+TEST(FfrJson, BiasAgnosticConfigWithoutPoolVersionIsAnOlderExperiment) {
+  ExperimentConfig c;
+  c.manifest = "m.csv";
+  c.augmentation = Augmentation::FFR;
+  c.synthetic = data::SyntheticDistribution::BiasAgnostic;
+  std::string text = config_to_json(c);
+  const std::string key = "\"agnostic_pool_version\": 2,";
+  ASSERT_NE(text.find(key), std::string::npos) << text;
+  text.erase(text.find(key), key.size());
+  const ExperimentConfig old = config_from_json(text, "old config.json");
+  EXPECT_EQ(old.agnostic_pool_version, 1);
+  EXPECT_FALSE(same_experiment(old, c));
+  data::testing::expect_input_error([&] { validate_config(old); }, {"agnostic_pool_version", "class-only-prompt"});
+  ExperimentConfig balanced;  // other synthetic sets do not carry it: their configs stay
+  EXPECT_EQ(config_to_json(balanced).find("agnostic_pool_version"), std::string::npos);
 }
 
 TEST(FfrSelection, BetterEpochComparesWaThenBa) {

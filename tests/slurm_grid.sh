@@ -29,7 +29,7 @@ cd "$work"
 "$bench" prepare --out data --image-size 16 --real-per-class 40 --synthetic-source-per-class 12 \
   --heldout-source-per-class 4 --synthetic-eval-per-group 2 --eval-per-class 40 --threads 2 >/dev/null
 grid() {
-  "$bench" grid --preset figure3 --manifest data/manifest.csv --ratios 0.9 --seeds 0 --lr 1e-3 \
+  "$bench" grid --preset figure3 --manifest data/manifest.csv --ratios 0.9 --seeds 0 --lr 1e-3 --stage1-lr 1e-3 --image-size 0 \
     --model resnet_tiny --epochs 1 --batch-size 16 --device cpu --deterministic --workers 1 --threads 1 "$@"
 }
 

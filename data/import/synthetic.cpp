@@ -45,7 +45,7 @@ std::optional<Split> parse_split(const std::string& text) {
 
 struct Row {
   fs::path image;
-  std::string klass, bias, prompt, generator, where;
+  std::string klass, bias, prompt, generator, where, prompt_kind;
   std::optional<Split> split;
 };
 
@@ -76,7 +76,7 @@ std::vector<Row> rows_from_csv(const SyntheticImport& o) {
   for (const char* needed : {"path", "class", "bias"}) {
     if (!column.count(needed)) {
       throw InputError(o.csv.string() + ":1: no column '" + needed +
-                       "' (expected path,class,bias[,prompt,generator,split])");
+                       "' (expected path,class,bias[,prompt,generator,split,prompt_kind])");
     }
   }
   auto field = [&](const CsvRecord& r, const char* name) {
@@ -101,6 +101,7 @@ std::vector<Row> rows_from_csv(const SyntheticImport& o) {
     row.bias = field(r, "bias");
     row.prompt = field(r, "prompt");
     row.generator = field(r, "generator");
+    row.prompt_kind = field(r, "prompt_kind");
     row.where = where;
     if (column.count("split")) {
       row.split = parse_split(field(r, "split"));
@@ -115,6 +116,9 @@ std::vector<Row> rows_from_csv(const SyntheticImport& o) {
 
 ImportResult import_synthetic(const SyntheticImport& o, const ImportCommon& common) {
   if (o.root.empty() == o.csv.empty()) throw InputError("import synthetic: give either --root (folders) or --csv");
+  if (o.prompt_kind != "aware" && o.prompt_kind != "agnostic") {
+    throw InputError("--prompt-kind: expected aware or agnostic, got '" + o.prompt_kind + "'");
+  }
   const std::vector<Row> rows = o.csv.empty() ? rows_from_folders(o) : rows_from_csv(o);
   std::set<std::string> classes, biases;
   for (const Row& row : rows) classes.insert(row.klass), biases.insert(row.bias);
@@ -133,6 +137,11 @@ ImportResult import_synthetic(const SyntheticImport& o, const ImportCommon& comm
     s.source = Source::Synthetic;
     s.prompt = row.prompt;
     s.generator = row.generator;
+    const std::string kind = row.prompt_kind.empty() ? o.prompt_kind : row.prompt_kind;
+    if (kind != "aware" && kind != "agnostic") {
+      throw InputError(row.where + ": prompt_kind '" + kind + "' (expected aware, agnostic or empty)");
+    }
+    s.prompt_kind = kind == "agnostic" ? PromptKind::Agnostic : PromptKind::Aware;
     if (row.split) s.split = *row.split;
     any_split |= row.split.has_value();
     all_split &= row.split.has_value();

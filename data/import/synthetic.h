@@ -17,6 +17,9 @@ struct SyntheticImport {
   std::filesystem::path csv;   // the CSV form (exactly one of root and csv)
   std::filesystem::path like;  // a manifest whose class and bias names (and order) to use
   std::string generator;       // for the folder form: the generator column (e.g. "stable-diffusion-v1-4")
+  // How every image was prompted (the CSV's prompt_kind column, where given, wins): agnostic for
+  // class-only prompts, the paper's Table 5 pool (data/manifest.h). "aware" or "agnostic".
+  std::string prompt_kind = "aware";
 };
 
 ImportResult import_synthetic(const SyntheticImport& options, const ImportCommon& common);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ffr::onednn {
@@ -43,24 +44,40 @@ memory::desc operand(int64_t batch, int64_t rows, int64_t cols, bool transposed,
 
 struct Entry {
   dnnl::matmul primitive;
-  memory::desc a, b, c;
+  memory::desc a, b, c, bias;
 };
 
-Entry make_entry(const GemmProblem& p) {
+Entry make_entry(const GemmProblem& p, bool bias, bool gelu) {
   Entry e;
   e.a = operand(p.batch, p.m, p.k, p.transpose_a, p.stride_a);
   e.b = operand(p.batch, p.k, p.n, p.transpose_b, p.stride_b);
   e.c = operand(p.batch, p.m, p.n, false, p.stride_c);
-  e.primitive = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.a, e.b, e.c), cpu_engine()));
+  dnnl::primitive_attr attr;
+  if (gelu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  if (bias) {
+    // One row [1, n] (or [1, 1, n]) broadcast over the rows (and the batch) of c.
+    e.bias = p.batch == 1 ? memory::desc({1, p.n}, memory::data_type::f32, memory::format_tag::ab)
+                          : memory::desc({1, 1, p.n}, memory::data_type::f32, memory::format_tag::abc);
+    e.primitive =
+        dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.a, e.b, e.bias, e.c), attr, cpu_engine()));
+  } else {
+    e.primitive = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.a, e.b, e.c), attr, cpu_engine()));
+  }
   return e;
 }
 
-const Entry& cached_entry(const GemmProblem& p) {
+const Entry& cached_entry(const GemmProblem& p, const GemmEpilogue& epilogue) {
   using Key = std::vector<int64_t>;
   thread_local std::map<Key, Entry> cache;
-  const Key key{p.batch, p.m, p.n, p.k, p.transpose_a, p.transpose_b, p.stride_a, p.stride_b, p.stride_c};
+  const bool bias = epilogue.bias != nullptr;
+  const Key key{p.batch,    p.m,        p.n,        p.k,        p.transpose_a, p.transpose_b,
+                p.stride_a, p.stride_b, p.stride_c, int64_t(bias), int64_t(epilogue.gelu)};
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, make_entry(p)).first;
+  if (it == cache.end()) it = cache.emplace(key, make_entry(p, bias, epilogue.gelu)).first;
   return it->second;
 }
 
@@ -74,12 +91,14 @@ bool gemm_supported(const GemmProblem& p) {
   return macs >= double(min_macs());
 }
 
-void gemm(const GemmProblem& p, const float* a, const float* b, float* c) {
+void gemm(const GemmProblem& p, const float* a, const float* b, float* c, const GemmEpilogue& epilogue) {
   try {
-    const Entry& e = cached_entry(p);
+    const Entry& e = cached_entry(p, epilogue);
     dnnl::stream& stream = cpu_stream();
-    e.primitive.execute(stream, {{DNNL_ARG_SRC, wrap(e.a, a)}, {DNNL_ARG_WEIGHTS, wrap(e.b, b)},
-                                 {DNNL_ARG_DST, wrap(e.c, c)}});
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, wrap(e.a, a)}, {DNNL_ARG_WEIGHTS, wrap(e.b, b)}, {DNNL_ARG_DST, wrap(e.c, c)}};
+    if (epilogue.bias != nullptr) args.emplace(DNNL_ARG_BIAS, wrap(e.bias, epilogue.bias));
+    e.primitive.execute(stream, args);
     stream.wait();
   } catch (const dnnl::error& err) {
     rethrow(err, "matmul m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k) +

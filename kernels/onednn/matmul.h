@@ -12,6 +12,13 @@ namespace ffr::onednn {
 // products stay on OpenBLAS, see matmul.cpp).
 bool gemm_supported(const GemmProblem& p);
 
-void gemm(const GemmProblem& p, const float* a, const float* b, float* c);
+// What the product gets before it is stored (kernels/linear_activation.h, inference): a bias row
+// [n] added to every row of c, then GELU (erf form), both inside oneDNN's output pass.
+struct GemmEpilogue {
+  const float* bias = nullptr;
+  bool gelu = false;
+};
+
+void gemm(const GemmProblem& p, const float* a, const float* b, float* c, const GemmEpilogue& epilogue = {});
 
 }  // namespace ffr::onednn
