@@ -2,6 +2,8 @@
 // learning-rate grid. Flags (over an optional grid file) become ffr::GridOptions here; ffr/grid
 // runs the runs (resumable, shardable) and ffr/report writes report.md, results.csv and plots.
 #include "bench/command.h"
+#include "bench/grid_slurm.h"
+#include "bench/grid_workers.h"
 #include "bench/interrupt.h"
 #include "bench/outputs.h"
 #include "bench/progress.h"
@@ -9,6 +11,7 @@
 #include "engine/sha256.h"
 #include "ffr/experiment.h"
 #include "ffr/grid.h"
+#include "ffr/grid_workers.h"
 #include "ffr/report.h"
 #include "layers/model_zoo.h"
 
@@ -37,6 +40,12 @@ struct GridCommandOptions {
   std::string out;
   std::string shard = "0/1";
   bool dry_run = false;
+  // Several worker processes on this machine (bench/grid_workers.h); --grid-worker marks one.
+  int processes = 0;
+  std::string devices;
+  int workers_per_device = 1;
+  bool grid_worker = false;
+  SlurmOptions slurm;  // --slurm, --slurm-opts, --shards, --submit (bench/grid_slurm.h)
 };
 
 // CLI11's PositiveNumber prints its range as 300 digits; this one says what it wants.
@@ -267,9 +276,35 @@ void run(const CLI::App& sub, const GridCommandOptions& o) {
   }
   std::fflush(stdout);
   ensure_writable_folder("--out", o.out);
+  if (o.slurm.enabled) {
+    write_slurm_jobs(o.slurm, grid, o.out);
+    return;
+  }
   install_interrupt_handler();
-
-  const GridRunSummary ran = run_grid(grid, {o.out, shard}, run_experiment, grid_printer(o.out));
+  if (o.grid_worker) {  // one of several processes: the launcher writes the report
+    const GridWorkerSummary w = run_grid_worker(grid, {o.out, shard, {}}, run_experiment, grid_printer(o.out));
+    std::printf("worker: %lld runs done here, %lld found complete\n", static_cast<long long>(w.runs.ran),
+                static_cast<long long>(w.runs.resumed));
+    for (const std::string& held : w.held_elsewhere) std::printf("left to a worker on another host: %s\n", held.c_str());
+    return;
+  }
+  WorkerPlan plan;
+  plan.processes = o.processes;
+  plan.devices = o.devices.empty() ? std::vector<int>{} : parse_devices(o.devices);
+  plan.per_device = o.workers_per_device;
+  plan.threads = o.base.compute_threads;
+  GridRunSummary ran;
+  if (plan.processes > 0 || !plan.devices.empty()) {
+    ran.runs = int64_t(mine.size());
+    for (const GridRun& r : mine) ran.resumed += !r.pending && has_result(run_dir(o.out, r)) ? 1 : 0;
+    const WorkersOutcome workers = run_worker_processes(
+        plan, [&] { return shard_runs(plan_runs(grid, completed_runs({o.out})), shard); }, o.out);
+    ran.seconds = workers.seconds;
+    ran.pending = workers.pending;
+    ran.ran = ran.runs - ran.resumed - ran.pending;  // by the workers (their logs say which)
+  } else {
+    ran = run_grid(grid, {o.out, shard, {}}, run_experiment, grid_printer(o.out));
+  }
   ReportOptions report;
   report.wall_seconds = ran.seconds;
   if (shard.count > 1) {
@@ -361,6 +396,15 @@ void setup(CLI::App& sub) {
   sub.add_flag("--keep-head", o->base.keep_head, "with --init: keep the file's classifier head (same class count)");
   sub.add_option("--shard", o->shard, "run share i of N (0-based, e.g. 2/8): run k goes to shard k mod N [0/1]");
   sub.add_flag("--dry-run", o->dry_run, "list this shard's run folders and stop");
+  sub.add_option("--processes", o->processes,
+                 "CPU worker processes sharing the grid's runs (each with --threads cores, default: the cores split "
+                 "evenly, pinned); no run is done twice, and a dead worker's run is taken over")
+      ->check(number_above_zero());
+  sub.add_option("--devices", o->devices, "CUDA devices, comma-separated (e.g. 0,1,2,3): one worker process per device");
+  sub.add_option("--workers-per-device", o->workers_per_device, "with --devices: worker processes per device [1]")
+      ->check(number_above_zero());
+  sub.add_flag("--grid-worker", o->grid_worker)->group("");  // set by --processes/--devices for their workers
+  add_slurm_options(sub, o->slurm);
   sub.callback([&sub, o] {
     require_unique("--seeds", o->seeds);
     require_unique("--lr", o->learning_rates);
@@ -371,6 +415,9 @@ void setup(CLI::App& sub) {
       if (r <= 0.0 || r >= 1.0) throw UsageError(detail::concat("--ratios: ", r, " is not in (0, 1)"));
     }
     if (o->presets.empty() && o->config.empty()) throw UsageError("--preset: required (or --config with presets or cells)");
+    check_worker_plan({o->processes, o->devices.empty() ? std::vector<int>{} : parse_devices(o->devices),
+                       o->workers_per_device, o->base.compute_threads});
+    check_slurm_options(sub, o->slurm);
     run(sub, *o);
   });
 }

@@ -11,6 +11,7 @@
 #include "bench/progress.h"
 #include "engine/atomic_file.h"
 #include "engine/build_info.h"
+#include "engine/comm/communicator.h"
 #include "engine/error.h"
 #include "engine/profiler_window.h"
 #include "ffr/experiment.h"
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -33,6 +35,8 @@ struct RunOptions {
   std::vector<uint64_t> seeds{0};
   std::string out;
   bool restart = false;
+  bool distributed = false;  // one rank of mpirun/srun (ffr/data_parallel.h)
+  bool sync_bn = false;      // with --distributed: BN statistics over the global batch
   std::string profile_steps;  // "A:B": a cudaProfilerStart/Stop window (engine/profiler_window.h)
 };
 
@@ -246,16 +250,34 @@ void run(const CLI::App& sub, RunOptions& o) {
       print(p);
     };
   };
+  // --distributed: this process is one rank; rank 0 prints and writes, the others only train.
+  std::unique_ptr<comm::Communicator> ranks;
+  if (o.distributed) {
+    const bool cuda = resolve_device(c.device).is_cuda();
+    const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!local_rank) local_rank = std::getenv("SLURM_LOCALID");
+    try {
+      ranks = comm::make_communicator(cuda ? "nccl" : "mpi", local_rank ? std::atoi(local_rank) : -1);
+    } catch (const InputError& e) {
+      throw UsageError(std::string("--distributed: ") + e.what());
+    }
+    if (ranks->rank() != 0 && !std::freopen("/dev/null", "w", stdout)) throw Error("--distributed: cannot silence rank output");
+    std::printf("data parallel: %d ranks (%s), global batch %lld\n", ranks->size(), ranks->backend().c_str(),
+                static_cast<long long>(c.batch_size));
+  }
+  if (o.sync_bn && !o.distributed) throw UsageError("--sync-bn: needs --distributed");
+  const bool writes = !ranks || ranks->rank() == 0;
   profiler.begin();
-  ensure_writable_folder("--out", o.out);
+  if (writes) ensure_writable_folder("--out", o.out);
   install_interrupt_handler();
   std::vector<ExperimentResult> results;
   for (uint64_t seed : o.seeds) {
     c.seed = seed;
     const std::string dir = (std::filesystem::path(o.out) / ("seed-" + std::to_string(seed))).string();
-    if (o.restart && std::filesystem::exists(dir) && (!has_result(dir) || completed_on_other_data(dir, c))) {
+    if (writes && o.restart && std::filesystem::exists(dir) && (!has_result(dir) || completed_on_other_data(dir, c))) {
       RunFolder(dir).start_fresh();
     }
+    if (ranks) ranks->barrier();  // no rank looks at the folder before rank 0 has cleaned it
     const bool done = has_result(dir);
     if (!done) {
       const std::string from = resume_point(dir);
@@ -266,10 +288,10 @@ void run(const CLI::App& sub, RunOptions& o) {
       }
     }
     ProgressCallback printer = progress_printer("seed " + std::to_string(seed));
-    results.push_back(run_experiment(c, dir, count_steps([&printer](const Progress& p) {
+    results.push_back(run_experiment_data_parallel(c, dir, count_steps([&printer](const Progress& p) {
       printer(p);
       stop_if_interrupted(p);
-    })));
+    }), DataParallel{ranks.get(), o.sync_bn}));
     if (!done) end_progress_line();
     std::printf("seed %llu:%s test WA %.1f BA %.1f (%s)\n", static_cast<unsigned long long>(seed),
                 done ? " already complete," : "", 100 * results.back().test.worst_group_accuracy,
@@ -286,6 +308,7 @@ void run(const CLI::App& sub, RunOptions& o) {
               c.learning_rate, static_cast<long long>(c.epochs), stage1,
               results.empty() ? "?" : results.front().device.c_str());
   print_table(o.seeds, results);
+  if (!writes) return;
   write_summary(o, results);
   std::printf("\nsummary: %s, %s\n", (std::filesystem::path(o.out) / "summary.md").string().c_str(),
               (std::filesystem::path(o.out) / "summary.json").string().c_str());
@@ -360,6 +383,12 @@ void setup(CLI::App& sub) {
   sub.add_flag("--restart", o->restart,
                "start unfinished runs over instead of resuming them from their last complete epoch, and "
                "completed ones whose data (manifest or sidecar) has changed since");
+  sub.add_flag("--distributed", o->distributed,
+               "data-parallel training over the ranks of mpirun/srun (MPI build: -DFFR_ENABLE_MPI=ON): each rank "
+               "trains on its slice of every global batch of --batch-size; rank 0 writes the folder");
+  sub.add_flag("--sync-bn", o->sync_bn,
+               "with --distributed: batch-norm statistics over the whole global batch (PyTorch's SyncBatchNorm) "
+               "rather than each rank's slice (DDP's default)");
   sub.callback([&sub, o] { run(sub, *o); });
 }
 

@@ -6,6 +6,7 @@
 
 #include "data/manifest.h"
 #include "engine/build_info.h"
+#include "engine/comm/communicator.h"
 #include "engine/error.h"
 #include "engine/fault_injection.h"
 #include "engine/parallel.h"
@@ -274,8 +275,16 @@ ExperimentResult read_result(const std::string& run_dir) {
   return result_from_json(text.str(), file);
 }
 
-ExperimentResult run_experiment(const ExperimentConfig& requested, const std::string& run_dir,
+ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
                                 const ProgressCallback& progress) {
+  return run_experiment_data_parallel(config, run_dir, progress, DataParallel{});
+}
+
+ExperimentResult run_experiment_data_parallel(const ExperimentConfig& requested, const std::string& run_dir,
+                                             const ProgressCallback& progress, const DataParallel& parallel) {
+  comm::Communicator* const communicator = parallel.communicator;
+  // Data parallel: rank 0 writes the folder; the others train and evaluate alike, writing nothing.
+  const bool writes = communicator == nullptr || communicator->rank() == 0;
   validate_config(requested);
   // From here on the configuration carries its data's and its init file's hashes: config.json, the
   // resume file, the checkpoint and result.json all record them.
@@ -322,14 +331,17 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   // An unfinished run of this experiment goes on from its last complete epoch; anything else
   // starts over.
   std::optional<ResumeState> resume = read_resume_state(folder, config, stages);
-  if (resume) {
-    model->load_state_dict(resume->model, folder.path(kResumeFile));  // checked before the folder changes
-    folder.remove_temporary_files();
-    folder.write_metrics(resume->metrics);  // lines of an epoch after the resume point go
-  } else {
-    folder.start_fresh();
+  if (resume) model->load_state_dict(resume->model, folder.path(kResumeFile));  // checked before the folder changes
+  if (communicator) communicator->barrier();  // every rank has read the resume file before rank 0 changes the folder
+  if (writes) {
+    if (resume) {
+      folder.remove_temporary_files();
+      folder.write_metrics(resume->metrics);  // lines of an epoch after the resume point go
+    } else {
+      folder.start_fresh();
+    }
+    folder.write_config(config);
   }
-  folder.write_config(config);
 
   CheckpointInfo checkpoint{model->architecture(), model->num_classes(), image_size,
                             {{"config", config_to_json(config)},
@@ -342,7 +354,7 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
     info.extra["stage"] = stage;
     info.extra["epoch"] = std::to_string(epoch);
     info.extra["val_worst_group_accuracy"] = detail::concat(val_wa);
-    save_checkpoint(folder.path(kCheckpointFile), m.state_dict(), info);
+    if (writes) save_checkpoint(folder.path(kCheckpointFile), m.state_dict(), info);
   };
 
   data::LoaderConfig loader;
@@ -378,7 +390,7 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   context.progress = progress;
   context.on_epoch = [&](const EpochMetrics& m) {
     history.push_back(m);
-    folder.append_metrics(m);
+    if (writes) folder.append_metrics(m);
   };
   context.on_new_best = [&](const Classifier& m, const EpochMetrics& e) {
     save_best(m, e.stage, e.epoch, e.val_worst_group_accuracy);
@@ -394,13 +406,18 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
     state.metrics = history;
     state.steps_done = clock.steps_done;
     state.seconds = seconds_so_far();
-    save_resume_state(folder.path(kResumeFile), state);
+    if (writes) save_resume_state(folder.path(kResumeFile), state);
+    // No rank starts the next epoch before the resume point is on disk: whichever rank is killed
+    // later, a rerun finds this epoch saved.
+    if (communicator) communicator->barrier();
     last_good = detail::concat(kResumeFile, " (", state.stage_name, ", epoch ", p.epochs_done, ")");
     if (fault::active() && fault::plan().kill_after_epoch == ++epochs_saved_here) {
       fault::kill_process(detail::concat("kill-after-epoch=", epochs_saved_here, ", after writing ", last_good));
     }
   };
   context.clock = &clock;
+  context.communicator = communicator;
+  context.sync_batch_norm = parallel.sync_batch_norm;
 
   // A failure while training leaves the folder resumable; the message says from where.
   auto resume_note = [&] {
@@ -473,6 +490,7 @@ ExperimentResult run_experiment(const ExperimentConfig& requested, const std::st
   result.device = describe_device(device);
   result.precision = precision_name(precision);
   result.compute_threads = compute_threads();
+  if (!writes) return result;
   folder.write_groups(result, manifest.info);
   folder.write_result(result);  // its presence marks the run complete
   std::error_code ignored;

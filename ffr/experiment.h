@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+namespace ffr::comm {
+class Communicator;  // engine/comm/communicator.h
+}
+
 namespace ffr {
 
 enum class TrainingMethod { ERM, Resampling, GroupDRO, DFR };
@@ -170,6 +174,16 @@ using ProgressCallback = std::function<void(const Progress&)>;
 // FFR_PROTOCOL.md; see ffr/stages.h for how each StageOrder maps onto training stages.
 ExperimentResult run_experiment(const ExperimentConfig& config, const std::string& run_dir,
                                 const ProgressCallback& progress = {});
+
+// The same run as one rank of a data-parallel run (ffr/data_parallel.h): every rank calls this
+// with the same arguments; every rank resumes from the folder's resume file, and rank 0 alone
+// writes the folder (config, metrics, checkpoints, resume file, result).
+struct DataParallel {
+  comm::Communicator* communicator = nullptr;  // null: one process, as run_experiment
+  bool sync_batch_norm = false;                // BN statistics over the global batch (--sync-bn)
+};
+ExperimentResult run_experiment_data_parallel(const ExperimentConfig& config, const std::string& run_dir,
+                                             const ProgressCallback& progress, const DataParallel& parallel);
 
 // Reads a completed run's result.json (InputError naming the file if missing or malformed).
 ExperimentResult read_result(const std::string& run_dir);

@@ -812,6 +812,11 @@ GridRunSummary run_grid(const Grid& grid, const GridRunOptions& options, const R
         if (progress) progress(event);
         continue;
       }
+      std::shared_ptr<void> claim;
+      if (options.claim && !(claim = options.claim(run, dir))) {
+        ++summary.held_elsewhere;
+        continue;
+      }
       event.event = GridProgress::Event::Starting;
       if (progress) progress(event);
       ProgressCallback inner;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -189,6 +190,10 @@ using GridProgressCallback = std::function<void(const GridProgress&)>;
 struct GridRunOptions {
   std::string out_dir;
   Shard shard;
+  // Set when several workers share the folder (ffr/grid_workers.h): asked before a run without
+  // result.json starts; null means another worker holds the run, which is skipped (counted in
+  // held_elsewhere). What it returns is held until the run ends (its destructor releases the claim).
+  std::function<std::shared_ptr<void>(const GridRun& run, const std::string& run_dir)> claim;
 };
 
 struct GridRunSummary {
@@ -196,6 +201,7 @@ struct GridRunSummary {
   int64_t pending = 0;   // stage-2 runs still waiting for a stage-1 search (of another shard)
   int64_t ran = 0;       // done now
   int64_t resumed = 0;   // already complete (result.json present), read back
+  int64_t held_elsewhere = 0;  // with a claim function: skipped, another worker holds them
   double seconds = 0.0;  // wall time of this call
 };
 

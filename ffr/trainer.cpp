@@ -6,6 +6,7 @@
 #include "engine/error.h"
 #include "engine/fault_injection.h"
 #include "engine/nvtx.h"
+#include "ffr/data_parallel.h"
 #include "ffr/evaluation.h"
 #include "ffr/numeric_guard.h"
 #include "ffr/training_method.h"
@@ -13,6 +14,7 @@
 #include "layers/conv_bn.h"
 #include "layers/layer_probe.h"
 #include "optim/adam.h"
+#include "optim/gradient_buckets.h"
 
 #include <cmath>
 #include <limits>
@@ -169,6 +171,24 @@ void check_fault_names(const Classifier& model) {
   }
 }
 
+// --sync-bn for the length of a stage: the model's BN layers take their statistics over all ranks.
+class SyncBatchNormScope {
+ public:
+  SyncBatchNormScope(Classifier& model, comm::Communicator* communicator) {
+    if (communicator == nullptr) return;
+    layers_ = batch_norm_layers(model);
+    for (BatchNorm2d* bn : layers_) bn->set_sync(communicator);
+  }
+  ~SyncBatchNormScope() {
+    for (BatchNorm2d* bn : layers_) bn->set_sync(nullptr);
+  }
+  SyncBatchNormScope(const SyncBatchNormScope&) = delete;
+  SyncBatchNormScope& operator=(const SyncBatchNormScope&) = delete;
+
+ private:
+  std::vector<BatchNorm2d*> layers_;
+};
+
 }  // namespace
 
 bool better_epoch(const SplitMetrics& candidate, const SplitMetrics& incumbent) {
@@ -226,6 +246,21 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
   NumericGuard guard(checked_names, context.device);
   optimizer->set_skip_guard(guard.status());
   std::vector<Tensor> checked(checked_names.size());
+  comm::Communicator* ranks =
+      context.communicator != nullptr && context.communicator->size() > 1 ? context.communicator : nullptr;
+  std::unique_ptr<GradientBuckets> gradient_sum;
+  SyncBatchNormScope sync_batch_norm(model, ranks && context.sync_batch_norm ? ranks : nullptr);
+  if (ranks) {
+    gradient_sum = std::make_unique<GradientBuckets>(*ranks, optimizer->parameters(), size_t(25) << 20,
+                                                     GradientBuckets::Reduction::Sum);
+    // Checked now rather than at the epoch's last batch: every rank needs a row of every batch.
+    const int64_t last = int64_t(plan.samples.size()) % context.batch_size;
+    if (context.sync_batch_norm && last != 0 && last < ranks->size()) {
+      throw InputError(detail::concat("--sync-bn: ", plan.name, "'s last batch of each epoch holds ", last,
+                                      " image(s), fewer than the ", ranks->size(),
+                                      " ranks; choose another --batch-size, or run without --sync-bn"));
+    }
+  }
 
   const fault::Plan& faults = fault::plan();
   if (fault::active()) check_fault_names(model);
@@ -287,18 +322,29 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
       }
       std::optional<data::DeviceBatch> batch = loader.next();
       FFR_CHECK(batch.has_value(), "the loader ended early: epoch ", epoch, ", step ", step, " of ", steps);
-      optimizer->zero_grad();
-      Tensor logits;
-      if (faults.nan_at_step == run_step) {
-        StepProbe inject(model, faults.nan_layer, /*diagnose=*/false);
-        LayerProbeScope scope(&inject);
-        logits = model.forward(batch->images);
-      } else {
-        logits = model.forward(batch->images);
+      if (ranks && context.sync_batch_norm && batch->size < ranks->size()) {  // every rank sees this size: all stop
+        throw InputError(detail::concat("--sync-bn: a batch of ", batch->size, " image(s) cannot give each of the ",
+                                        ranks->size(), " ranks a row; choose another --batch-size"));
       }
-      const Tensor loss =
-          loss_of(logits, batch->y, loss_of.uses_source_groups() ? batch->group_with_source : batch->group);
-      loss.backward();
+      optimizer->zero_grad();
+      const Tensor& group_ids = loss_of.uses_source_groups() ? batch->group_with_source : batch->group;
+      Tensor loss;
+      if (ranks) {
+        loss = data_parallel_forward_backward(
+            model, batch->images, [&](const Tensor& logits) { return loss_of(logits, batch->y, group_ids); }, *ranks);
+        gradient_sum->reduce();
+      } else {
+        Tensor logits;
+        if (faults.nan_at_step == run_step) {
+          StepProbe inject(model, faults.nan_layer, /*diagnose=*/false);
+          LayerProbeScope scope(&inject);
+          logits = model.forward(batch->images);
+        } else {
+          logits = model.forward(batch->images);
+        }
+        loss = loss_of(logits, batch->y, group_ids);
+        loss.backward();
+      }
       if (faults.nan_grad_at_step == run_step) {
         for (auto& [name, p] : model.named_parameters()) {
           if (name == faults.nan_grad_parameter) p.grad().fill_(std::nan(""));
@@ -319,6 +365,7 @@ StageOutcome train_stage(Classifier& model, const StagePlan& plan, const Trainin
     // The epoch's only reads of the device: the loss sum here and the validation counts below.
     const double train_loss = loss_sum.item() / double(steps);
     const double train_seconds = seconds_since(epoch_start);
+    if (ranks) broadcast_buffers(model, *ranks);  // every rank validates and saves rank 0's model
     const SplitMetrics val = evaluate(model, manifest, context.val, *context.groups, eval);
 
     EpochMetrics m;

@@ -27,6 +27,10 @@
 #include <memory>
 #include <string>
 
+namespace ffr::comm {
+class Communicator;
+}
+
 namespace ffr {
 
 // One line of metrics.jsonl.
@@ -99,6 +103,10 @@ struct TrainingContext {
   // epoch's weights.
   std::function<void(const Classifier&, const StageProgress&)> on_epoch_complete;
   RunClock* clock = nullptr;
+  // Data parallelism (ffr/data_parallel.h): this process is one rank and trains on its slice of
+  // every global batch of batch_size. Null (or one rank): the whole batch here.
+  comm::Communicator* communicator = nullptr;
+  bool sync_batch_norm = false;  // with a communicator: BN statistics over the global batch
 };
 
 

@@ -5,6 +5,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/batch_norm_activation.h"
 #include "kernels/elementwise.h"
+#include "layers/sync_batch_norm.h"
 #include "layers/layer_probe.h"
 #include "layers/init.h"
 
@@ -39,6 +40,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   // torchvision keeps this counter; it does not change the math (momentum is fixed), so it is
   // counted on the host and written to the buffer only when the state is read (on_state_read).
   if (use_batch_stats) ++batches_tracked_;
+  if (use_batch_stats && sync_ != nullptr) {
+    return probe_output(*this, x, sync_batch_norm(x, weight, bias, running_mean, running_var, momentum_, eps_, *sync_));
+  }
   return probe_output(*this, x,
                       batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_));
 }

@@ -6,6 +6,10 @@
 #include "kernels/conv2d.h"
 #include "layers/module.h"
 
+namespace ffr::comm {
+class Communicator;  // engine/comm/communicator.h
+}
+
 namespace ffr {
 
 class Conv2d : public Module {
@@ -48,6 +52,12 @@ class BatchNorm2d : public Module {
   bool frozen_ = false;
   int64_t batches_tracked_ = 0;
   mutable int64_t batches_written_ = 0;  // the value num_batches_tracked holds
+  comm::Communicator* sync_ = nullptr;
+
+ public:
+  // Data-parallel training with --sync-bn (layers/sync_batch_norm.h): batch statistics over every
+  // rank's slice of the global batch. Null: this rank's own (the default, as PyTorch's DDP).
+  void set_sync(comm::Communicator* communicator) { sync_ = communicator; }
 };
 
 // Every BatchNorm2d inside `root` (for freeze-BN and for tests).
