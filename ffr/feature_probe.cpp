@@ -31,6 +31,23 @@ void standardise(std::vector<double>& x, int64_t rows, int64_t cols) {
   }
 }
 
+// v minus its components along the (orthonormal) directions `found` (deflation: each new
+// direction stays orthogonal to the earlier ones), scaled to unit length; returns the length
+// before scaling (0: v is left as it is).
+double deflate_and_normalise(std::vector<double>& v, const std::vector<std::vector<double>>& found) {
+  for (const std::vector<double>& f : found) {
+    double dot = 0.0;
+    for (size_t j = 0; j < v.size(); ++j) dot += v[j] * f[j];
+    for (size_t j = 0; j < v.size(); ++j) v[j] -= dot * f[j];
+  }
+  double norm = 0.0;
+  for (double e : v) norm += e * e;
+  norm = std::sqrt(norm);
+  if (norm > 0.0)
+    for (double& e : v) e /= norm;
+  return norm;
+}
+
 // Leading principal direction of centred x (minus the directions in `found`), by power iteration
 // on x^T x without forming it: O(rows * cols) per step, fine for a few thousand images.
 std::vector<double> principal_direction(const std::vector<double>& x, int64_t rows, int64_t cols,
@@ -39,16 +56,7 @@ std::vector<double> principal_direction(const std::vector<double>& x, int64_t ro
   for (double& e : v) e = rng.normal();
   std::vector<double> xv(static_cast<size_t>(rows));
   for (int step = 0; step < 200; ++step) {
-    for (const std::vector<double>& f : found) {  // deflation: stay orthogonal to earlier ones
-      double dot = 0.0;
-      for (int64_t j = 0; j < cols; ++j) dot += v[size_t(j)] * f[size_t(j)];
-      for (int64_t j = 0; j < cols; ++j) v[size_t(j)] -= dot * f[size_t(j)];
-    }
-    double norm = 0.0;
-    for (double e : v) norm += e * e;
-    norm = std::sqrt(norm);
-    if (norm == 0.0) break;
-    for (double& e : v) e /= norm;
+    if (deflate_and_normalise(v, found) == 0.0) break;
     for (int64_t i = 0; i < rows; ++i) {
       double s = 0.0;
       for (int64_t j = 0; j < cols; ++j) s += x[size_t(i * cols + j)] * v[size_t(j)];
@@ -59,16 +67,7 @@ std::vector<double> principal_direction(const std::vector<double>& x, int64_t ro
       for (int64_t j = 0; j < cols; ++j) next[size_t(j)] += x[size_t(i * cols + j)] * xv[size_t(i)];
     v.swap(next);
   }
-  for (const std::vector<double>& f : found) {
-    double dot = 0.0;
-    for (int64_t j = 0; j < cols; ++j) dot += v[size_t(j)] * f[size_t(j)];
-    for (int64_t j = 0; j < cols; ++j) v[size_t(j)] -= dot * f[size_t(j)];
-  }
-  double norm = 0.0;
-  for (double e : v) norm += e * e;
-  norm = std::sqrt(norm);
-  if (norm > 0.0)
-    for (double& e : v) e /= norm;
+  deflate_and_normalise(v, found);
   return v;
 }
 
